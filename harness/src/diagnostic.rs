@@ -43,7 +43,14 @@ impl Located {
         if let Some(rewritten) = suggest::rewrite_unknown_field(&message) {
             message = rewritten;
         }
-        if message.contains("cannot start any token") && char_at(text, line, column) == Some('\t') {
+        // serde speaks of struct fields; scenario authors write YAML keys, so the wording follows
+        // them. Only serde's own fixed phrases are replaced, once.
+        message = message
+            .replacen("missing field `", "missing required key `", 1)
+            .replacen("duplicate field `", "duplicate key `", 1);
+        // libyaml reports a tab where a token should start without naming it, which is baffling
+        // because a tab looks like spaces in most editors.
+        if char_at(text, line, column) == Some('\t') && !message.contains("tab") {
             message.push_str(" (YAML does not allow tabs for indentation; use spaces)");
         }
         Located::new(line, column, message)
@@ -136,6 +143,25 @@ mod tests {
             err.message,
             "mapping values are not allowed in this context"
         );
+    }
+
+    #[test]
+    fn serde_field_wording_becomes_key_wording() {
+        #[derive(Debug, serde::Deserialize)]
+        #[expect(dead_code, reason = "only the error is inspected")]
+        struct Named {
+            name: String,
+        }
+        for (text, expected) in [
+            ("{}", "missing required key `name`"),
+            ("{name: a, name: b}", "duplicate key `name`"),
+        ] {
+            let message = match serde_norway::from_str::<Named>(text) {
+                Ok(value) => panic!("expected an error, parsed {value:?}"),
+                Err(err) => Located::from_yaml(&err, text).message,
+            };
+            assert_eq!(message, expected);
+        }
     }
 
     #[test]
