@@ -1,0 +1,222 @@
+//! End-to-end tests of the `mqsim` command line: exit codes, output and input limits.
+
+mod common;
+
+use common::{manifest_dir, mqsim, mqsim_in, scratch_dir};
+use std::fs;
+use std::path::PathBuf;
+
+const CLOSING_LINE: &str = "the simulation is not implemented yet, so no scenario was run";
+
+/// The repository's scenario files, sorted, as `mqsim` should print them.
+fn repository_scenarios() -> (PathBuf, Vec<String>) {
+    let dir = manifest_dir().join("../scenarios");
+    let mut files: Vec<String> = fs::read_dir(&dir)
+        .expect("scenarios/ should exist")
+        .map(|entry| entry.expect("entry should be readable").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .map(|path| path.display().to_string())
+        .collect();
+    files.sort();
+    (dir, files)
+}
+
+#[test]
+fn run_on_repository_scenarios_passes_and_says_nothing_was_simulated() {
+    let (dir, files) = repository_scenarios();
+    assert!(
+        files.len() >= 2,
+        "expected the starter scenarios, found {files:?}"
+    );
+    let outcome = mqsim([&dir]);
+    // A bare path is not a command: `run` must be named, so scripts cannot run things by accident.
+    assert_eq!(outcome.code, Some(2));
+
+    let outcome = mqsim([std::ffi::OsStr::new("run"), dir.as_os_str()]);
+    assert_eq!(outcome.code, Some(0), "stderr: {}", outcome.stderr);
+    assert_eq!(outcome.stderr, "");
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    assert_eq!(lines.len(), files.len() + 1, "{}", outcome.stdout);
+    for (line, file) in lines.iter().zip(&files) {
+        assert!(
+            line.starts_with(file.as_str()),
+            "{line:?} should start with {file}"
+        );
+    }
+    let closing = format!("validated {} scenario files; {CLOSING_LINE}", files.len());
+    assert_eq!(lines.last().copied(), Some(closing.as_str()));
+}
+
+#[test]
+fn validate_on_repository_scenarios_prints_ok_per_file() {
+    let (dir, files) = repository_scenarios();
+    let outcome = mqsim([std::ffi::OsStr::new("validate"), dir.as_os_str()]);
+    assert_eq!(outcome.code, Some(0), "stderr: {}", outcome.stderr);
+    let expected: String = files.iter().map(|file| format!("ok {file}\n")).collect();
+    assert_eq!(outcome.stdout, expected);
+}
+
+#[test]
+fn list_defaults_to_the_scenarios_directory() {
+    let outcome = mqsim_in(&manifest_dir().join(".."), ["list"]);
+    assert_eq!(outcome.code, Some(0), "stderr: {}", outcome.stderr);
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    assert!(lines.contains(&"pubsub-fanout  Pub/sub fan-out to several consumer groups"));
+    assert!(lines.contains(&"work-queue     Work queue with competing consumers"));
+}
+
+#[test]
+fn list_shows_name_and_first_description_line_in_path_order() {
+    let outcome = mqsim(["list", "tests/data/valid"]);
+    assert_eq!(outcome.code, Some(0), "stderr: {}", outcome.stderr);
+    // notes.txt and .hidden.yaml in that directory are invalid, so their absence here also shows
+    // that directory scans skip them.
+    assert_eq!(
+        outcome.stdout,
+        "with-bom          Starts with a UTF-8 byte order mark\n\
+         future-sections   Uses every section key of the full format\n\
+         long-description  Listings show the first non-blank line only.\n\
+         minimal           Only the required keys; the seed defaults to 1\n"
+    );
+}
+
+#[test]
+fn run_lists_file_name_and_summary_and_notes_unchecked_sections() {
+    let outcome = mqsim([
+        "run",
+        "tests/data/valid/minimal.yaml",
+        "tests/data/valid/future-sections.yaml",
+    ]);
+    assert_eq!(outcome.code, Some(0));
+    assert_eq!(
+        outcome.stdout,
+        format!(
+            "tests/data/valid/future-sections.yaml  future-sections  Uses every section key of the full format\n\
+             tests/data/valid/minimal.yaml          minimal          Only the required keys; the seed defaults to 1\n\
+             validated 2 scenario files; {CLOSING_LINE}\n"
+        )
+    );
+    assert_eq!(
+        outcome.stderr,
+        "tests/data/valid/future-sections.yaml: note: not checked yet (the full scenario format \
+         is still to come): duration, tick, network, broker, producers, consumers, faults, drain, expect\n"
+    );
+}
+
+#[test]
+fn one_invalid_file_stops_run_before_anything_is_listed() {
+    let outcome = mqsim([
+        "run",
+        "tests/data/valid",
+        "tests/data/invalid/misspelt-key.yaml",
+    ]);
+    assert_eq!(outcome.code, Some(2));
+    assert_eq!(outcome.stdout, "");
+    assert!(
+        outcome.stderr.ends_with(
+            "tests/data/invalid/misspelt-key.yaml:2:1: unknown key `descripton`; did you mean `description`?\n"
+        ),
+        "{}",
+        outcome.stderr
+    );
+}
+
+#[test]
+fn help_and_version_exit_zero_on_stdout() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["--version"],
+        &["run", "--help"],
+        &["help"],
+    ] {
+        let outcome = mqsim(args);
+        assert_eq!(outcome.code, Some(0), "{args:?}: {}", outcome.stderr);
+        assert!(!outcome.stdout.is_empty(), "{args:?} printed nothing");
+    }
+    assert!(mqsim(["--version"]).stdout.starts_with("mqsim "));
+    // The help is where users learn the exit codes, so it must state them.
+    assert!(mqsim(["--help"]).stdout.contains("2 bad input or usage"));
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["run"],
+        &["validate"],
+        &["list", "--bogus"],
+        &["list", "a", "b"],
+    ] {
+        let outcome = mqsim(args);
+        assert_eq!(outcome.code, Some(2), "{args:?}");
+        assert!(
+            outcome.stderr.contains("Usage:"),
+            "{args:?}: {}",
+            outcome.stderr
+        );
+    }
+}
+
+#[test]
+fn missing_path_names_the_path_and_the_os_error() {
+    let path = "tests/data/does-not-exist.yaml";
+    let os_error = fs::metadata(manifest_dir().join(path)).expect_err("the path must not exist");
+    for command in ["run", "validate", "list"] {
+        let outcome = mqsim([command, path]);
+        assert_eq!(outcome.code, Some(2), "{command}");
+        assert_eq!(outcome.stderr, format!("{path}: {os_error}\n"), "{command}");
+    }
+}
+
+#[test]
+fn directory_without_scenarios_is_an_error() {
+    let dir = scratch_dir("directory_without_scenarios_is_an_error");
+    fs::write(dir.join("notes.txt"), "not a scenario\n").expect("scratch file should be writable");
+    let outcome = mqsim([std::ffi::OsStr::new("run"), dir.as_os_str()]);
+    assert_eq!(outcome.code, Some(2));
+    assert_eq!(
+        outcome.stderr,
+        format!(
+            "{}: no scenario files (*.yaml, *.yml) in this directory\n",
+            dir.display()
+        )
+    );
+}
+
+#[test]
+fn files_over_one_mebibyte_are_refused_and_one_mebibyte_is_accepted() {
+    const LIMIT: usize = 1024 * 1024;
+    let dir = scratch_dir("files_over_one_mebibyte_are_refused");
+    let header = "name: big\ndescription: Padded with a comment up to the size limit\n#";
+    let at_limit = format!("{header}{}\n", "x".repeat(LIMIT - header.len() - 1));
+    assert_eq!(at_limit.len(), LIMIT);
+    let at_limit_path = dir.join("at-limit.yaml");
+    fs::write(&at_limit_path, &at_limit).expect("scratch file should be writable");
+    let outcome = mqsim([std::ffi::OsStr::new("validate"), at_limit_path.as_os_str()]);
+    assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
+
+    let over_path = dir.join("over-limit.yaml");
+    fs::write(&over_path, format!("{at_limit}x")).expect("scratch file should be writable");
+    let outcome = mqsim([std::ffi::OsStr::new("validate"), over_path.as_os_str()]);
+    assert_eq!(outcome.code, Some(2));
+    assert_eq!(
+        outcome.stderr,
+        format!(
+            "{}: file is larger than the 1 MiB limit for scenario files\n",
+            over_path.display()
+        )
+    );
+}
+
+#[test]
+fn duplicate_arguments_are_loaded_once() {
+    let outcome = mqsim([
+        "validate",
+        "tests/data/valid/minimal.yaml",
+        "tests/data/valid/minimal.yaml",
+    ]);
+    assert_eq!(outcome.code, Some(0));
+    assert_eq!(outcome.stdout, "ok tests/data/valid/minimal.yaml\n");
+}
