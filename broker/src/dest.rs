@@ -1,0 +1,560 @@
+//! One destination's data: its partitioned log and the per-subscription delivery state.
+//!
+//! A destination keeps each message once, in its partition's log. Each subscription (the one
+//! subscription of a queue, or one per consumer group of a topic) keeps an [`Entry`] for every
+//! message it has not finished with, and indexes those entries by what can happen next: ready to
+//! deliver, waiting on a timer (delay, retry backoff, lease expiry), or blocked behind the head of
+//! its FIFO group. A queue forgets a message when its subscription finishes with it; a topic
+//! keeps it until retention (time to live or `max_length`) removes it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+
+use crate::config::{DestinationConfig, DestinationKind};
+use crate::message::{ConsumerId, DestId, GroupId, MessageId};
+use crate::time::Time;
+
+/// A stored message.
+#[derive(Debug, Clone)]
+pub(crate) struct Msg {
+    pub id: MessageId,
+    pub key: Option<String>,
+    pub payload: Bytes,
+    pub published_at: Time,
+    pub visible_at: Time,
+    pub expires_at: Option<Time>,
+    /// Set when a redrive put the message back into a topic for one consumer group only.
+    pub only_group: Option<GroupId>,
+    /// Set on dead-lettered copies: the destination and group the message failed in.
+    pub origin: Option<(DestId, GroupId)>,
+}
+
+impl Msg {
+    pub fn size(&self) -> u32 {
+        // Payloads are bounded by `max_payload_bytes` (at most 16 MiB), so this cannot truncate.
+        self.payload.len() as u32
+    }
+}
+
+/// One partition's log: offsets are dense and start at `base`; removed messages leave holes that
+/// are trimmed from the front.
+#[derive(Debug, Default)]
+pub(crate) struct PartLog {
+    base: u64,
+    slots: VecDeque<Option<Msg>>,
+    pub live: u64,
+    pub bytes: u64,
+}
+
+impl PartLog {
+    pub fn end(&self) -> u64 {
+        self.base + self.slots.len() as u64
+    }
+
+    pub fn get(&self, offset: u64) -> Option<&Msg> {
+        let i = offset.checked_sub(self.base)?;
+        self.slots.get(usize::try_from(i).ok()?)?.as_ref()
+    }
+
+    pub fn push(&mut self, msg: Msg) -> u64 {
+        self.live += 1;
+        self.bytes += u64::from(msg.size());
+        self.slots.push_back(Some(msg));
+        self.end() - 1
+    }
+
+    pub fn remove(&mut self, offset: u64) -> Option<Msg> {
+        let i = usize::try_from(offset.checked_sub(self.base)?).ok()?;
+        let msg = self.slots.get_mut(i)?.take()?;
+        self.live -= 1;
+        self.bytes -= u64::from(msg.size());
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(msg)
+    }
+
+    /// The oldest retained message; the front slot is never a hole.
+    pub fn first(&self) -> Option<(u64, &Msg)> {
+        self.slots.front()?.as_ref().map(|m| (self.base, m))
+    }
+
+    /// Retained messages from `from` on, with their offsets.
+    pub fn iter_from(&self, from: u64) -> impl Iterator<Item = (u64, &Msg)> {
+        let skip = usize::try_from(from.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        let base = self.base;
+        self.slots
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .filter_map(move |(i, s)| s.as_ref().map(|m| (base + i as u64, m)))
+    }
+}
+
+/// What can happen next to a message in one subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EState {
+    /// Deliverable now.
+    Ready,
+    /// Deliverable at the given time (a delay or a retry backoff).
+    Waiting(Time),
+    /// Leased to a consumer until the given time.
+    InFlight {
+        until: Time,
+        token: u64,
+        consumer: ConsumerId,
+    },
+    /// Behind the head of its FIFO group.
+    Blocked,
+}
+
+/// A subscription's state for one message it has not finished with.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub state: EState,
+    pub deliveries: u32,
+    pub size: u32,
+    /// The time to live ran out while the message was leased: it expires when the lease ends
+    /// without an acknowledgement.
+    pub expired: bool,
+    /// The dead-letter queue refused the message; it is retried when its timer fires.
+    pub dead_letter_pending: bool,
+}
+
+/// A timer: an entry's wait or lease ending, or (with `group == TTL_GROUP`) a message's time to
+/// live running out. Ordered by time first, so the broker fires timers in one global order
+/// whatever the moments at which it is asked to catch up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Timer {
+    pub at: Time,
+    pub dest: u32,
+    pub group: u32,
+    pub part: u32,
+    pub off: u64,
+}
+
+pub(crate) const TTL_GROUP: u32 = u32::MAX;
+
+#[derive(Debug, Default)]
+pub(crate) struct Part {
+    pub entries: BTreeMap<u64, Entry>,
+    pub ready: BTreeSet<u64>,
+}
+
+/// FIFO message groups: the head of each group (the one message that may be delivered) and the
+/// messages queued behind it, in publish order.
+#[derive(Debug, Default)]
+pub(crate) struct Fifo {
+    pub heads: BTreeMap<String, (u32, u64)>,
+    pub blocked: BTreeMap<String, VecDeque<(u32, u64)>>,
+}
+
+/// A subscription: the queue's consumers, or one consumer group of a topic.
+#[derive(Debug)]
+pub(crate) struct Sub {
+    pub name: Option<String>,
+    pub parts: Vec<Part>,
+    /// Partitions with at least one ready entry, so a receive need not scan empty ones.
+    pub nonempty: BTreeSet<u32>,
+    pub fifo: Option<Fifo>,
+    pub in_flight: BTreeMap<ConsumerId, u32>,
+    /// The partition a receive looks at first, rotated for fairness.
+    pub rr: u32,
+    pub n_ready: u64,
+    pub n_waiting: u64,
+    pub n_in_flight: u64,
+    pub n_blocked: u64,
+    pub unleased_bytes: u64,
+}
+
+impl Sub {
+    pub fn new(name: Option<String>, partitions: u32, fifo: bool) -> Self {
+        Sub {
+            name,
+            parts: (0..partitions).map(|_| Part::default()).collect(),
+            nonempty: BTreeSet::new(),
+            fifo: fifo.then(Fifo::default),
+            in_flight: BTreeMap::new(),
+            rr: 0,
+            n_ready: 0,
+            n_waiting: 0,
+            n_in_flight: 0,
+            n_blocked: 0,
+            unleased_bytes: 0,
+        }
+    }
+
+    /// Messages not leased: what a queue's `max_length` counts.
+    pub fn unleased(&self) -> u64 {
+        self.n_ready + self.n_waiting + self.n_blocked
+    }
+
+    fn attach(&mut self, timers: &mut BTreeSet<Timer>, k: Timer, st: EState, size: u32) {
+        let p = k.part as usize;
+        match st {
+            EState::Ready => {
+                self.parts[p].ready.insert(k.off);
+                self.nonempty.insert(k.part);
+                self.n_ready += 1;
+            }
+            EState::Waiting(at) => {
+                timers.insert(Timer { at, ..k });
+                self.n_waiting += 1;
+            }
+            EState::InFlight {
+                until, consumer, ..
+            } => {
+                timers.insert(Timer { at: until, ..k });
+                *self.in_flight.entry(consumer).or_insert(0) += 1;
+                self.n_in_flight += 1;
+            }
+            EState::Blocked => self.n_blocked += 1,
+        }
+        if !matches!(st, EState::InFlight { .. }) {
+            self.unleased_bytes += u64::from(size);
+        }
+    }
+
+    fn detach(&mut self, timers: &mut BTreeSet<Timer>, k: Timer, st: EState, size: u32) {
+        let p = k.part as usize;
+        match st {
+            EState::Ready => {
+                self.parts[p].ready.remove(&k.off);
+                if self.parts[p].ready.is_empty() {
+                    self.nonempty.remove(&k.part);
+                }
+                self.n_ready -= 1;
+            }
+            EState::Waiting(at) => {
+                timers.remove(&Timer { at, ..k });
+                self.n_waiting -= 1;
+            }
+            EState::InFlight {
+                until, consumer, ..
+            } => {
+                timers.remove(&Timer { at: until, ..k });
+                if let Some(n) = self.in_flight.get_mut(&consumer) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.in_flight.remove(&consumer);
+                    }
+                }
+                self.n_in_flight -= 1;
+            }
+            EState::Blocked => self.n_blocked -= 1,
+        }
+        if !matches!(st, EState::InFlight { .. }) {
+            self.unleased_bytes -= u64::from(size);
+        }
+    }
+
+    pub fn insert(&mut self, timers: &mut BTreeSet<Timer>, k: Timer, entry: Entry) {
+        self.attach(timers, k, entry.state, entry.size);
+        self.parts[k.part as usize].entries.insert(k.off, entry);
+    }
+
+    /// Moves an entry to a new state, keeping every index in step. Returns false if there is
+    /// no such entry.
+    pub fn set_state(&mut self, timers: &mut BTreeSet<Timer>, k: Timer, new: EState) -> bool {
+        let Some(e) = self.parts[k.part as usize].entries.get_mut(&k.off) else {
+            return false;
+        };
+        let (old, size) = (e.state, e.size);
+        e.state = new;
+        self.detach(timers, k, old, size);
+        self.attach(timers, k, new, size);
+        true
+    }
+
+    pub fn take(&mut self, timers: &mut BTreeSet<Timer>, k: Timer) -> Option<Entry> {
+        let e = self.parts[k.part as usize].entries.remove(&k.off)?;
+        self.detach(timers, k, e.state, e.size);
+        Some(e)
+    }
+
+    pub fn entry(&self, part: u32, off: u64) -> Option<&Entry> {
+        self.parts.get(part as usize)?.entries.get(&off)
+    }
+
+    pub fn entry_mut(&mut self, part: u32, off: u64) -> Option<&mut Entry> {
+        self.parts.get_mut(part as usize)?.entries.get_mut(&off)
+    }
+
+    /// The next ready message, rotating over partitions.
+    pub fn next_ready(&self) -> Option<(u32, u64)> {
+        let p = *self
+            .nonempty
+            .range(self.rr..)
+            .next()
+            .or_else(|| self.nonempty.first())?;
+        let off = *self.parts[p as usize].ready.first()?;
+        Some((p, off))
+    }
+}
+
+/// A queue or topic.
+#[derive(Debug)]
+pub(crate) struct Dest {
+    pub id: DestId,
+    pub cfg: DestinationConfig,
+    pub dlq: Option<DestId>,
+    /// Some destination dead-letters into this one.
+    pub is_dlq_target: bool,
+    pub log: Vec<PartLog>,
+    pub subs: Vec<Sub>,
+    pub groups: BTreeMap<String, GroupId>,
+    rr_publish: u32,
+    pub dedup: BTreeMap<String, (crate::message::Confirm, Time)>,
+    pub dedup_order: VecDeque<(Time, String)>,
+}
+
+/// The state a newly admitted or promoted message starts in.
+pub(crate) fn visible_state(msg: &Msg, now: Time) -> EState {
+    if msg.visible_at > now {
+        EState::Waiting(msg.visible_at)
+    } else {
+        EState::Ready
+    }
+}
+
+impl Dest {
+    pub fn new(
+        id: DestId,
+        cfg: DestinationConfig,
+        dlq: Option<DestId>,
+        is_dlq_target: bool,
+    ) -> Self {
+        let fifo = cfg.fifo_groups;
+        let p = cfg.partitions;
+        let mut d = Dest {
+            id,
+            dlq,
+            is_dlq_target,
+            log: (0..p).map(|_| PartLog::default()).collect(),
+            subs: Vec::new(),
+            groups: BTreeMap::new(),
+            rr_publish: 0,
+            dedup: BTreeMap::new(),
+            dedup_order: VecDeque::new(),
+            cfg,
+        };
+        match d.cfg.kind {
+            DestinationKind::Queue => d.subs.push(Sub::new(None, p, fifo)),
+            DestinationKind::Topic => {
+                for g in d.cfg.groups.clone() {
+                    d.add_sub(g.name);
+                }
+            }
+        }
+        d
+    }
+
+    pub fn is_queue(&self) -> bool {
+        self.cfg.kind == DestinationKind::Queue
+    }
+
+    pub fn add_sub(&mut self, name: String) -> GroupId {
+        let g = GroupId(self.subs.len() as u32);
+        self.groups.insert(name.clone(), g);
+        self.subs.push(Sub::new(
+            Some(name),
+            self.cfg.partitions,
+            self.cfg.fifo_groups,
+        ));
+        g
+    }
+
+    pub fn key(&self, g: u32, part: u32, off: u64) -> Timer {
+        Timer {
+            at: Time::ZERO,
+            dest: self.id.0,
+            group: g,
+            part,
+            off,
+        }
+    }
+
+    /// Messages and bytes counted against `max_length` and `max_bytes`.
+    pub fn length(&self) -> (u64, u64) {
+        if self.is_queue() {
+            (self.subs[0].unleased(), self.subs[0].unleased_bytes)
+        } else {
+            self.log
+                .iter()
+                .fold((0, 0), |(n, b), l| (n + l.live, b + l.bytes))
+        }
+    }
+
+    pub fn fits(&self, count: u64, bytes: u64) -> bool {
+        let (n, b) = self.length();
+        n + count <= self.cfg.max_length && b + bytes <= self.cfg.max_bytes
+    }
+
+    /// The partition for a key; unkeyed messages take turns. Stable across builds and
+    /// platforms: FNV-1a of the key bytes, which is fixed by specification.
+    pub fn partition_for(&mut self, key: Option<&str>) -> u32 {
+        let n = self.cfg.partitions;
+        match key {
+            Some(k) => {
+                use std::hash::Hasher;
+                let mut h = fnv::FnvHasher::default();
+                h.write(k.as_bytes());
+                (h.finish() % u64::from(n)) as u32
+            }
+            None => {
+                let p = self.rr_publish % n;
+                self.rr_publish = (p + 1) % n;
+                p
+            }
+        }
+    }
+
+    /// Creates group `g`'s entry for the message at (`part`, `off`).
+    pub fn admit(&mut self, timers: &mut BTreeSet<Timer>, now: Time, g: u32, part: u32, off: u64) {
+        let Some(msg) = self.log[part as usize].get(off) else {
+            return;
+        };
+        let mut state = visible_state(msg, now);
+        let size = msg.size();
+        let k = self.key(g, part, off);
+        let sub = &mut self.subs[g as usize];
+        if let (Some(fifo), Some(key)) = (sub.fifo.as_mut(), msg.key.as_ref()) {
+            if fifo.heads.contains_key(key) {
+                fifo.blocked
+                    .entry(key.clone())
+                    .or_default()
+                    .push_back((part, off));
+                state = EState::Blocked;
+            } else {
+                fifo.heads.insert(key.clone(), (part, off));
+            }
+        }
+        let entry = Entry {
+            state,
+            deliveries: 0,
+            size,
+            expired: false,
+            dead_letter_pending: false,
+        };
+        sub.insert(timers, k, entry);
+    }
+
+    /// Stores a message in partition `part` and admits it to the subscriptions that get it.
+    pub fn append(&mut self, timers: &mut BTreeSet<Timer>, now: Time, msg: Msg, part: u32) -> u64 {
+        let expires_at = msg.expires_at;
+        let only = msg.only_group;
+        let off = self.log[part as usize].push(msg);
+        if let Some(at) = expires_at {
+            timers.insert(Timer {
+                at,
+                dest: self.id.0,
+                group: TTL_GROUP,
+                part,
+                off,
+            });
+        }
+        for g in 0..self.subs.len() as u32 {
+            if only.is_none_or(|o| o.0 == g) {
+                self.admit(timers, now, g, part, off);
+            }
+        }
+        off
+    }
+
+    /// Removes group `g`'s entry for a message, promotes the next message of its FIFO group, and
+    /// (in a queue) forgets the message. `now` decides whether a promoted message is visible.
+    pub fn remove_entry(
+        &mut self,
+        timers: &mut BTreeSet<Timer>,
+        now: Time,
+        g: u32,
+        part: u32,
+        off: u64,
+    ) -> Option<Entry> {
+        let k = self.key(g, part, off);
+        let sub = &mut self.subs[g as usize];
+        let entry = sub.take(timers, k)?;
+        let key = self.log[part as usize].get(off).and_then(|m| m.key.clone());
+        if let (Some(fifo), Some(key)) = (sub.fifo.as_mut(), key) {
+            if entry.state == EState::Blocked {
+                if let Some(q) = fifo.blocked.get_mut(&key) {
+                    q.retain(|&x| x != (part, off));
+                    if q.is_empty() {
+                        fifo.blocked.remove(&key);
+                    }
+                }
+            } else if fifo.heads.get(&key) == Some(&(part, off)) {
+                fifo.heads.remove(&key);
+                let next = fifo.blocked.get_mut(&key).and_then(VecDeque::pop_front);
+                if fifo.blocked.get(&key).is_some_and(VecDeque::is_empty) {
+                    fifo.blocked.remove(&key);
+                }
+                if let Some((p2, o2)) = next {
+                    fifo.heads.insert(key, (p2, o2));
+                    let st = self.log[p2 as usize]
+                        .get(o2)
+                        .map_or(EState::Ready, |m| visible_state(m, now));
+                    let k2 = self.key(g, p2, o2);
+                    self.subs[g as usize].set_state(timers, k2, st);
+                }
+            }
+        }
+        if self.is_queue()
+            && let Some(msg) = self.log[part as usize].remove(off)
+            && let Some(at) = msg.expires_at
+        {
+            timers.remove(&Timer {
+                at,
+                dest: self.id.0,
+                group: TTL_GROUP,
+                part,
+                off,
+            });
+        }
+        Some(entry)
+    }
+
+    /// The oldest message not leased in a queue, or the oldest retained message in a topic:
+    /// what drop-head removes first. Age is publish order, which message ids follow.
+    pub fn oldest_droppable(&self) -> Option<(u32, u64)> {
+        let mut best: Option<(MessageId, u32, u64)> = None;
+        for (p, log) in self.log.iter().enumerate() {
+            let candidate = if self.is_queue() {
+                self.subs[0].parts[p]
+                    .entries
+                    .iter()
+                    .find(|(_, e)| !matches!(e.state, EState::InFlight { .. }))
+                    .map(|(&off, _)| off)
+            } else {
+                log.first().map(|(off, _)| off)
+            };
+            if let Some(off) = candidate
+                && let Some(m) = log.get(off)
+                && best.is_none_or(|(id, _, _)| m.id < id)
+            {
+                best = Some((m.id, p as u32, off));
+            }
+        }
+        best.map(|(_, p, off)| (p, off))
+    }
+
+    /// Forgets dedup ids older than the window, and the oldest beyond `max_dedup_ids`.
+    pub fn purge_dedup(&mut self, now: Time) {
+        let window = self.cfg.dedup_window_ms;
+        while let Some((t, _)) = self.dedup_order.front() {
+            let too_old = t.plus_ms(window) <= now;
+            if !too_old && (self.dedup.len() as u64) <= self.cfg.max_dedup_ids {
+                break;
+            }
+            let Some((t, id)) = self.dedup_order.pop_front() else {
+                break;
+            };
+            // A later publish may have re-used the id after it expired; keep that one.
+            if self.dedup.get(&id).is_some_and(|(_, seen)| *seen == t) {
+                self.dedup.remove(&id);
+            }
+        }
+    }
+}
