@@ -439,10 +439,12 @@ impl State {
             let d = self.resolve(name)?;
             self.check_publish(d, req)?;
             resolved.push(d);
-            let repeated = req
-                .dedup_id
-                .as_ref()
-                .is_some_and(|id| !dedup_ids.insert((d, id)));
+            // With a dedup window of 0 nothing is remembered, so a repeated id is stored again.
+            let repeated = self.dests[d].cfg.dedup_window_ms > 0
+                && req
+                    .dedup_id
+                    .as_ref()
+                    .is_some_and(|id| !dedup_ids.insert((d, id)));
             if repeated || self.dedup_hit(d, req, now).is_some() {
                 continue;
             }
