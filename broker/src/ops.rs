@@ -143,6 +143,13 @@ impl State {
     pub fn publish(&mut self, now: Time, d: usize, req: &PublishRequest) -> Result<Confirm> {
         self.check_publish(d, req)?;
         self.dests[d].purge_dedup(now);
+        self.publish_purged(now, d, req)
+    }
+
+    /// Publishes a checked request once the destination's dedup ids have been purged. A
+    /// transaction purges once, before its capacity check, and not between its publishes, so
+    /// that each publish finds exactly the dedup ids the check counted on.
+    fn publish_purged(&mut self, now: Time, d: usize, req: &PublishRequest) -> Result<Confirm> {
         if let Some(confirm) = self.dedup_hit(d, req, now) {
             let at = slot(d, confirm.partition, confirm.offset);
             let kind = EventKind::Published {
@@ -433,12 +440,19 @@ impl State {
             }
         }
         let mut resolved = Vec::with_capacity(publishes.len());
-        let mut added: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
-        let mut dedup_ids = BTreeSet::new();
         for (name, req) in publishes {
             let d = self.resolve(name)?;
             self.check_publish(d, req)?;
             resolved.push(d);
+        }
+        // Forgetting expired and surplus dedup ids changes nothing a client can see (every
+        // publish does it first), so it may happen even if the transaction is then refused.
+        for &d in &resolved {
+            self.dests[d].purge_dedup(now);
+        }
+        let mut added: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
+        let mut dedup_ids = BTreeSet::new();
+        for ((_, req), &d) in publishes.iter().zip(&resolved) {
             // With a dedup window of 0 nothing is remembered, so a repeated id is stored again.
             let repeated = self.dests[d].cfg.dedup_window_ms > 0
                 && req
@@ -468,7 +482,7 @@ impl State {
         }
         let mut confirms = Vec::with_capacity(publishes.len());
         for ((_, req), d) in publishes.iter().zip(resolved) {
-            confirms.push(self.publish(now, d, req)?);
+            confirms.push(self.publish_purged(now, d, req)?);
         }
         Ok(confirms)
     }
