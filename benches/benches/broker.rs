@@ -221,11 +221,29 @@ fn floor(c: &mut Criterion) {
     group.finish();
 }
 
-/// A `Durability::Always` log of about `records` records: publish, receive, ack cycles.
-fn build_log(records: usize) -> MemDisk {
-    let mut rig = Rig::new(queue_config(Durability::Always));
+/// The queue of the recovery benchmarks: large enough to hold a backlog of a million messages.
+fn recovery_config() -> BrokerConfig {
+    BrokerConfig {
+        durability: Durability::Always,
+        destinations: vec![DestinationConfig {
+            max_length: 2_000_000,
+            ..DestinationConfig::queue(QUEUE)
+        }],
+    }
+}
+
+/// A `Durability::Always` log of about `records` records: publish, receive, ack cycles when
+/// `consume`, otherwise publishes only (the recovered broker then holds every message).
+fn build_log(records: usize, consume: bool) -> MemDisk {
+    let mut rig = Rig::new(recovery_config());
     while rig.broker.storage().synced_len() < records {
-        rig.cycle(1);
+        if consume {
+            rig.cycle(1);
+        } else {
+            let now = rig.tick();
+            let request = PublishRequest::new(rig.payload.clone());
+            rig.broker.publish(now, QUEUE, request).expect("publish");
+        }
     }
     rig.broker.clear_events();
     rig.broker.into_storage()
@@ -233,6 +251,8 @@ fn build_log(records: usize) -> MemDisk {
 
 /// `Broker::open` replaying logs of 100k, 250k and 1M records. Throughput counts records, so
 /// criterion's elements/s is the replay rate; a constant rate across sizes means linear recovery.
+/// Two workloads: `consumed` (publish, receive, ack: the queue ends empty) and `backlog`
+/// (publishes only: the recovered queue holds one message per record).
 /// The disk is cloned outside the timed region; the recovered broker is dropped outside it too.
 fn recovery(c: &mut Criterion) {
     let mut group = c.benchmark_group("recovery");
@@ -241,24 +261,28 @@ fn recovery(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(4));
-    for records in [100_000, 250_000, 1_000_000] {
-        let disk = build_log(records);
-        let len = disk.synced_len();
-        group.throughput(Throughput::Elements(len as u64));
-        group.bench_function(BenchmarkId::new("records", records), |b| {
-            let reopen_at = Time::from_ms(3_600_000);
-            b.iter_batched(
-                || disk.clone(),
-                |disk| {
-                    let broker = Broker::open(queue_config(Durability::Always), disk, reopen_at)
-                        .expect("recovery");
-                    assert_eq!(broker.epoch(), 2);
-                    assert_eq!(broker.storage().synced_len(), len + 1);
-                    broker
-                },
-                BatchSize::PerIteration,
-            );
-        });
+    for (workload, consume) in [("consumed", true), ("backlog", false)] {
+        for records in [100_000, 250_000, 1_000_000] {
+            let disk = build_log(records, consume);
+            let len = disk.synced_len();
+            let depth = if consume { 0 } else { len as u64 - 1 };
+            group.throughput(Throughput::Elements(len as u64));
+            group.bench_function(BenchmarkId::new(workload, records), |b| {
+                let reopen_at = Time::from_ms(3_600_000);
+                b.iter_batched(
+                    || disk.clone(),
+                    |disk| {
+                        let mut broker =
+                            Broker::open(recovery_config(), disk, reopen_at).expect("recovery");
+                        assert_eq!(broker.epoch(), 2);
+                        assert_eq!(broker.storage().synced_len(), len + 1);
+                        assert_eq!(broker.stats(reopen_at, QUEUE).unwrap().depth, depth);
+                        broker
+                    },
+                    BatchSize::PerIteration,
+                );
+            });
+        }
     }
     group.finish();
 }
