@@ -28,6 +28,9 @@ pub(crate) struct Msg {
     pub only_group: Option<GroupId>,
     /// Set on dead-lettered copies: the destination and group the message failed in.
     pub origin: Option<(DestId, GroupId)>,
+    /// Arrival order in its destination, set by [`Dest::append`]. A dead-lettered or redriven
+    /// copy keeps its old id but arrives anew, so ids do not give this order.
+    pub arrival: u64,
 }
 
 impl Msg {
@@ -306,6 +309,8 @@ pub(crate) struct Dest {
     pub subs: Vec<Sub>,
     pub groups: BTreeMap<String, GroupId>,
     rr_publish: u32,
+    /// Messages appended so far: the next message's `arrival`.
+    arrivals: u64,
     pub dedup: BTreeMap<String, (crate::message::Confirm, Time)>,
     pub dedup_order: VecDeque<(Time, String)>,
 }
@@ -336,6 +341,7 @@ impl Dest {
             subs: Vec::new(),
             groups: BTreeMap::new(),
             rr_publish: 0,
+            arrivals: 0,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
             cfg,
@@ -442,7 +448,15 @@ impl Dest {
     }
 
     /// Stores a message in partition `part` and admits it to the subscriptions that get it.
-    pub fn append(&mut self, timers: &mut BTreeSet<Timer>, now: Time, msg: Msg, part: u32) -> u64 {
+    pub fn append(
+        &mut self,
+        timers: &mut BTreeSet<Timer>,
+        now: Time,
+        mut msg: Msg,
+        part: u32,
+    ) -> u64 {
+        msg.arrival = self.arrivals;
+        self.arrivals += 1;
         let expires_at = msg.expires_at;
         let only = msg.only_group;
         let off = self.log[part as usize].push(msg);
@@ -517,9 +531,11 @@ impl Dest {
     }
 
     /// The oldest message not leased in a queue, or the oldest retained message in a topic:
-    /// what drop-head removes first. Age is publish order, which message ids follow.
+    /// what drop-head removes first. Age is arrival order in this destination: offsets give it
+    /// within a partition, `arrival` across partitions (message ids do not: a dead-lettered or
+    /// redriven message keeps its older id).
     pub fn oldest_droppable(&self) -> Option<(u32, u64)> {
-        let mut best: Option<(MessageId, u32, u64)> = None;
+        let mut best: Option<(u64, u32, u64)> = None;
         for (p, log) in self.log.iter().enumerate() {
             let candidate = if self.is_queue() {
                 self.subs[0].parts[p]
@@ -532,9 +548,9 @@ impl Dest {
             };
             if let Some(off) = candidate
                 && let Some(m) = log.get(off)
-                && best.is_none_or(|(id, _, _)| m.id < id)
+                && best.is_none_or(|(arrival, _, _)| m.arrival < arrival)
             {
-                best = Some((m.id, p as u32, off));
+                best = Some((m.arrival, p as u32, off));
             }
         }
         best.map(|(_, p, off)| (p, off))

@@ -189,6 +189,7 @@ impl State {
             expires_at: ttl.map(|t| now.plus_ms(t)),
             only_group: None,
             origin: None,
+            arrival: 0,
         };
         let at = self.store(now, d, msg);
         let confirm = Confirm {
@@ -653,6 +654,7 @@ impl State {
                 expires_at: target.cfg.message_ttl_ms.map(|t| now.plus_ms(t)),
                 only_group: (!target.is_queue()).then_some(og),
                 origin: None,
+                arrival: 0,
             };
             let id = copy.id;
             self.dests[d].remove_entry(&mut self.timers, now, 0, p, off);

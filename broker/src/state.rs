@@ -295,6 +295,7 @@ impl State {
             expires_at: target.cfg.message_ttl_ms.map(|ttl| at.plus_ms(ttl)),
             only_group: None,
             origin: Some((DestId(d as u32), group)),
+            arrival: 0,
         };
         self.dests[d].remove_entry(&mut self.timers, at, g, p, off);
         let to = self.store(at, t, copy);
