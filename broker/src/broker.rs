@@ -34,9 +34,15 @@ impl<S: Storage> Broker<S> {
     /// Leases held when the previous incarnation stopped end as failed deliveries (so a message
     /// that was out of deliveries is dead-lettered rather than delivered once too often).
     /// Recovery time is linear in the number of synced records.
+    ///
+    /// Records that were appended but not synced are still there when only the process stopped
+    /// (the storage was not crashed): they are synced first and replayed with the rest. Left
+    /// unsynced, the new incarnation's first sync would make them durable behind records it
+    /// never applied, and the next recovery would replay a history that never happened.
     pub fn open(config: BrokerConfig, mut storage: S, now: Time) -> Result<Self> {
         let mut state = State::new(&config)?;
         let epoch = storage.next_epoch();
+        storage.sync();
         state.out.record = false;
         storage
             .replay(&mut |record| state.replay(record))

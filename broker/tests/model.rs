@@ -54,4 +54,33 @@ mod regressions {
             "y ({y:?}) arrived first"
         );
     }
+
+    /// `Broker::open` replayed only the synced records and left the unsynced ones in storage,
+    /// where its own first sync made them durable. After a process restart without a disk
+    /// crash, the restarted broker lacked a publish that the next recovery then brought back.
+    #[test]
+    fn restart_without_a_disk_crash_keeps_one_history() {
+        let config = BrokerConfig {
+            durability: Durability::Interval {
+                sync_interval_ms: 1000,
+            },
+            destinations: vec![DestinationConfig::queue("q")],
+        };
+        let mut b = Broker::open(config.clone(), MemDisk::new(), t(0)).unwrap();
+        b.publish(t(1), "q", PublishRequest::new("x")).unwrap();
+        assert_eq!(b.storage().unsynced_len(), 1);
+        // The process stops; the machine, and so the written record, stays.
+        let mut b = Broker::open(config.clone(), b.into_storage(), t(2)).unwrap();
+        assert_eq!(b.stats(t(2), "q").unwrap().depth, 1);
+        // A publish that is never synced, then a real crash: x is there, once.
+        b.publish(t(3), "q", PublishRequest::new("y")).unwrap();
+        let mut disk = b.into_storage();
+        disk.crash();
+        let mut b = Broker::open(config, disk, t(4)).unwrap();
+        let got = b
+            .receive(t(4), "q", None, ConsumerId(1), 10, AckMode::Auto)
+            .unwrap();
+        let payloads: Vec<&[u8]> = got.iter().map(|d| &d.payload[..]).collect();
+        assert_eq!(payloads, vec![b"x"]);
+    }
 }
