@@ -330,9 +330,20 @@ impl State {
             }
             return;
         }
+        let size = self.dests[d].log[p as usize]
+            .get(off)
+            .map_or(0, |m| u64::from(m.size()));
         for g in 0..self.dests[d].subs.len() as u32 {
             if self.dests[d].subs[g as usize].entry(p, off).is_some() {
+                // A full dead-letter queue cannot refuse here as it does elsewhere: a refusal
+                // promises that the message stays and is tried again, but retention removes it
+                // regardless, so it is reported as expired instead.
+                let dlq_has_room = self.dests[d].dlq.is_some_and(|t| {
+                    let target = &self.dests[t.0 as usize];
+                    target.cfg.overflow != OverflowPolicy::RejectPublish || target.fits(1, size)
+                });
                 let moved = self.dests[d].cfg.on_expiry == ExpiryAction::DeadLetter
+                    && dlq_has_room
                     && self.dead_letter(at, d, g, p, off);
                 if !moved {
                     self.drop_entry_as_expired(at, d, g, p, off);
