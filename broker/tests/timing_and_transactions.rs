@@ -210,6 +210,50 @@ fn expired_messages_are_dead_lettered_and_topic_retention_removes_them_from_ever
 }
 
 #[test]
+fn topic_retention_into_a_full_dead_letter_queue_reports_only_the_expiry() {
+    // Retention removes the message whatever happens, so a refusal, which promises that the
+    // message stays and is tried again, would be false. The dead-letter queue has room for
+    // group a's copy only; group b's is reported as expired, and nothing else happens.
+    let mut b = broker(vec![
+        DestinationConfig {
+            message_ttl_ms: Some(100),
+            on_expiry: ExpiryAction::DeadLetter,
+            max_deliveries: Some(3),
+            dead_letter: Some("dlq".into()),
+            ..DestinationConfig::topic("t", &["a", "b"])
+        },
+        DestinationConfig {
+            max_length: 2,
+            ..DestinationConfig::queue("dlq")
+        },
+    ]);
+    publish(&mut b, 0, "dlq", "fill");
+    let m = publish(&mut b, 0, "t", "m").message_id;
+    b.take_events();
+    b.tick(t(100)).unwrap();
+    let events: Vec<EventKind> = b.take_events().into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        events,
+        vec![
+            EventKind::DeadLettered {
+                message_id: m,
+                at: slot(0, 0, 0),
+                group: GroupId(0),
+                to: slot(1, 0, 1),
+                delivery_count: 0,
+                key: None,
+                payload: Bytes::from_static(b"m"),
+            },
+            expired(m, slot(0, 0, 0), 1, "m"),
+        ]
+    );
+    b.tick(t(5000)).unwrap();
+    assert_eq!(b.take_events(), vec![]);
+    let s = b.stats(t(5000), "t").unwrap();
+    assert_eq!((s.retained, s.dead_letter_depth), (0, Some(2)));
+}
+
+#[test]
 fn a_transaction_applies_all_or_nothing() {
     let mut b = broker(vec![
         DestinationConfig::queue("in"),
