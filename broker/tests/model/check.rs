@@ -149,6 +149,7 @@ impl Run {
                     ..
                 } => "dropped after max deliveries",
                 EventKind::Redriven { .. } => "redriven",
+                EventKind::Expired { .. } => "expired",
                 _ => continue,
             };
             *self.tally.entry(what).or_default() += 1;

@@ -2,15 +2,16 @@
 //!
 //! The configuration space is deliberately small so that the reference model stays obviously
 //! right: a queue `q` with a retry policy, `max_deliveries` and the dead-letter queue `dlq`,
-//! optional bounds with either overflow policy, dedup and an in-flight limit; and, in some
-//! cases, a topic `t` with two consumer groups that may also dead-letter into `dlq`. Payloads
+//! optional bounds with either overflow policy, a time to live, dedup and an in-flight limit;
+//! and, in some cases, a topic `t` with two consumer groups that may also dead-letter into
+//! `dlq`. Payloads
 //! are at most 8 bytes (9 are generated now and then, to see them refused) so that `max_bytes`
 //! can be small enough to matter.
 
 use bytes::Bytes;
 use mqsim_broker::{
-    AckMode, BrokerConfig, DestinationConfig, Durability, GroupConfig, OverflowPolicy,
-    PublishRequest, RetryPolicy, StartPosition,
+    AckMode, BrokerConfig, DestinationConfig, Durability, ExpiryAction, GroupConfig,
+    OverflowPolicy, PublishRequest, RetryPolicy, StartPosition,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -21,12 +22,17 @@ pub const MAX_PAYLOAD_BYTES: u32 = 8;
 /// (otherwise it rejects publishes).
 pub type Bound = Option<(u64, bool)>;
 
+/// A destination's time to live, and whether an expired message is dead-lettered (otherwise
+/// it is dropped).
+pub type Ttl = Option<(u64, bool)>;
+
 #[derive(Debug, Clone)]
 pub struct Setup {
     pub durability: Durability,
     pub queue: QueueSetup,
     pub dlq_partitions: u32,
     pub dlq_bound: Bound,
+    pub dlq_ttl_ms: Option<u64>,
     pub topic: Option<TopicSetup>,
 }
 
@@ -39,6 +45,7 @@ pub struct QueueSetup {
     /// Retry backoff: initial delay, whole multiplier, and the cap as a multiple of the initial.
     pub retry: (u64, u32, u64),
     pub bound: Bound,
+    pub ttl: Ttl,
     pub max_bytes: Option<u64>,
     pub dedup_window_ms: u64,
     pub max_dedup_ids: u64,
@@ -52,6 +59,7 @@ pub struct TopicSetup {
     pub max_deliveries: Option<u32>,
     pub dead_letter: bool,
     pub bound: Bound,
+    pub ttl: Ttl,
 }
 
 /// The consumer-facing address of a receive: the two queues, the topic's groups, and three
@@ -135,6 +143,13 @@ fn bound(max_length: u64) -> impl Strategy<Value = Bound> {
     ]
 }
 
+fn ttl(ms: Vec<u64>) -> impl Strategy<Value = Ttl> {
+    prop_oneof![
+        2 => Just(None),
+        1 => (select(ms), any::<bool>()).prop_map(Some),
+    ]
+}
+
 fn durability() -> impl Strategy<Value = Durability> {
     prop_oneof![
         3 => Just(Durability::Always),
@@ -157,7 +172,7 @@ fn queue_setup() -> impl Strategy<Value = QueueSetup> {
         ),
     );
     let limits = (
-        bound(5),
+        (bound(5), ttl(vec![800, 3000])),
         proptest::option::of(8u64..=30),
         select(vec![0u64, 500, 3000]),
         select(vec![1u64, 2, 1000]),
@@ -166,7 +181,7 @@ fn queue_setup() -> impl Strategy<Value = QueueSetup> {
     (timing, limits).prop_map(
         |(
             (partitions, visibility_ms, delay_ms, max_deliveries, retry),
-            (bound, max_bytes, dedup_window_ms, max_dedup_ids, max_in_flight),
+            ((bound, ttl), max_bytes, dedup_window_ms, max_dedup_ids, max_in_flight),
         )| QueueSetup {
             partitions,
             visibility_ms,
@@ -174,6 +189,7 @@ fn queue_setup() -> impl Strategy<Value = QueueSetup> {
             max_deliveries,
             retry,
             bound,
+            ttl,
             max_bytes,
             dedup_window_ms,
             max_dedup_ids,
@@ -189,14 +205,20 @@ fn topic_setup() -> impl Strategy<Value = TopicSetup> {
         proptest::option::of(1u32..=3),
         any::<bool>(),
         bound(6),
+        ttl(vec![1000, 4000]),
     )
         .prop_map(
-            |(partitions, visibility_ms, max_deliveries, dead_letter, bound)| TopicSetup {
-                partitions,
-                visibility_ms,
-                max_deliveries,
-                dead_letter: dead_letter && max_deliveries.is_some(),
-                bound,
+            |(partitions, visibility_ms, max_deliveries, dead_letter, bound, ttl)| {
+                let dead_letter = dead_letter && max_deliveries.is_some();
+                TopicSetup {
+                    partitions,
+                    visibility_ms,
+                    max_deliveries,
+                    dead_letter,
+                    bound,
+                    // Dead-lettering on expiry needs a dead-letter queue.
+                    ttl: ttl.map(|(ms, to_dlq)| (ms, to_dlq && dead_letter)),
+                }
             },
         )
 }
@@ -207,17 +229,30 @@ pub fn setup() -> impl Strategy<Value = Setup> {
         queue_setup(),
         1u32..=2,
         bound(3),
+        prop_oneof![3 => Just(None), 1 => Just(Some(2000u64))],
         proptest::option::of(topic_setup()),
     )
         .prop_map(
-            |(durability, queue, dlq_partitions, dlq_bound, topic)| Setup {
+            |(durability, queue, dlq_partitions, dlq_bound, dlq_ttl_ms, topic)| Setup {
                 durability,
                 queue,
                 dlq_partitions,
                 dlq_bound,
+                dlq_ttl_ms,
                 topic,
             },
         )
+}
+
+fn apply_ttl(d: &mut DestinationConfig, ttl: Ttl) {
+    if let Some((ms, dead_letter)) = ttl {
+        d.message_ttl_ms = Some(ms);
+        d.on_expiry = if dead_letter {
+            ExpiryAction::DeadLetter
+        } else {
+            ExpiryAction::Drop
+        };
+    }
 }
 
 fn apply_bound(d: &mut DestinationConfig, bound: Bound) {
@@ -254,9 +289,11 @@ impl Setup {
             ..DestinationConfig::queue("q")
         };
         apply_bound(&mut queue, q.bound);
+        apply_ttl(&mut queue, q.ttl);
         let mut dlq = DestinationConfig {
             partitions: self.dlq_partitions,
             visibility_timeout_ms: 1000,
+            message_ttl_ms: self.dlq_ttl_ms,
             max_payload_bytes: MAX_PAYLOAD_BYTES,
             ..DestinationConfig::queue("dlq")
         };
@@ -278,6 +315,7 @@ impl Setup {
                 ..DestinationConfig::topic("t", &[])
             };
             apply_bound(&mut topic, t.bound);
+            apply_ttl(&mut topic, t.ttl);
             destinations.push(topic);
         }
         BrokerConfig {
@@ -316,17 +354,20 @@ fn publish(topic: bool) -> impl Strategy<Value = Op> {
         payload,
         prop_oneof![3 => Just(None), 1 => (0u64..=1500).prop_map(Some)],
         prop_oneof![2 => Just(None), 1 => select(vec!["x", "y", "z"]).prop_map(Some)],
+        prop_oneof![8 => Just(None), 3 => (1u64..=3000).prop_map(Some), 1 => Just(Some(0))],
     )
-        .prop_map(|(to, key, payload, delay_ms, dedup_id)| Op::Publish {
-            to,
-            request: PublishRequest {
-                key: key.map(str::to_owned),
-                payload: Bytes::from(payload),
-                delay_ms,
-                ttl_ms: None,
-                dedup_id: dedup_id.map(str::to_owned),
+        .prop_map(
+            |(to, key, payload, delay_ms, dedup_id, ttl_ms)| Op::Publish {
+                to,
+                request: PublishRequest {
+                    key: key.map(str::to_owned),
+                    payload: Bytes::from(payload),
+                    delay_ms,
+                    ttl_ms,
+                    dedup_id: dedup_id.map(str::to_owned),
+                },
             },
-        })
+        )
 }
 
 fn receive(topic: bool) -> impl Strategy<Value = Op> {

@@ -26,6 +26,12 @@ impl World {
                 max: dest.max_payload_bytes,
             });
         }
+        if req
+            .ttl_ms
+            .is_some_and(|ttl| !(1..=limits::MAX_TTL_MS).contains(&ttl))
+        {
+            return Err(invalid("ttl_ms"));
+        }
         // A dedup id is remembered for the window, and only the most recent `max_dedup_ids`
         // of the destination are remembered at all.
         if let Some(dedup_id) = &req.dedup_id {
@@ -57,6 +63,7 @@ impl World {
             key: req.key.clone(),
             payload: req.payload.clone(),
             visible_at: now + req.delay_ms.unwrap_or(dest.delay_ms),
+            expires_at: req.ttl_ms.or(dest.message_ttl_ms).map(|ttl| now + ttl),
             origin: None,
             only_sub: None,
         };
@@ -242,6 +249,9 @@ impl World {
                 key: m.key.clone(),
                 payload: m.payload.clone(),
                 visible_at: now + self.dests[to].delay_ms,
+                // The message arrives anew: the destination's time to live, not its own
+                // original one (which the dead-letter queue does not keep).
+                expires_at: self.dests[to].message_ttl_ms.map(|ttl| now + ttl),
                 origin: None,
                 only_sub: self.dests[to].topic.then_some(sub),
             };
