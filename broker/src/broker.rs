@@ -69,22 +69,40 @@ impl<S: Storage> Broker<S> {
     /// command changes nothing and is not logged. Under `always` durability the answer comes
     /// only after the command's record is synced.
     pub fn apply(&mut self, now: Time, command: Command) -> Result<Reply> {
+        self.begin(now, !matches!(command, Command::Tick))?;
+        let reply = self.state.exec(now, &command);
+        let logged = matches!(&reply, Ok(r) if command.is_logged(r));
+        self.finish(now, logged, || command);
+        reply
+    }
+
+    fn logging(&self) -> bool {
+        self.config.durability != Durability::None
+    }
+
+    /// What every command does first: refuse a time in the past, fire due timers, and refuse
+    /// a change when storage is full.
+    fn begin(&mut self, now: Time, mutating: bool) -> Result<()> {
         self.state.check_time(now)?;
         self.state.advance(now);
-        let logging = self.config.durability != Durability::None;
-        if logging && !matches!(command, Command::Tick) && !self.storage.has_room() {
+        if mutating && self.logging() && !self.storage.has_room() {
             return Err(BrokerError::StorageFull);
         }
-        let reply = self.state.exec(now, &command);
-        let wrote = match &reply {
-            Ok(r) if logging && command.is_logged(r) => {
-                self.storage.append(Record::Applied { at: now, command });
-                true
-            }
-            _ => false,
-        };
+        Ok(())
+    }
+
+    /// What every command does last: log it if it changed state, then sync per the policy.
+    /// The command is built only when it is logged, so the typed methods below do not allocate
+    /// one under `Durability::None`.
+    fn finish(&mut self, now: Time, changed: bool, command: impl FnOnce() -> Command) {
+        let wrote = changed && self.logging();
+        if wrote {
+            self.storage.append(Record::Applied {
+                at: now,
+                command: command(),
+            });
+        }
         self.sync_per_policy(now, wrote);
-        reply
     }
 
     fn sync_per_policy(&mut self, now: Time, wrote: bool) {
@@ -108,14 +126,18 @@ impl<S: Storage> Broker<S> {
         destination: &str,
         request: PublishRequest,
     ) -> Result<Confirm> {
-        let command = Command::Publish {
+        // The same steps as `apply` with `Command::Publish`, without building the command unless
+        // it is logged: this is the hot path of every benchmark and simulation.
+        self.begin(now, true)?;
+        let state = &mut self.state;
+        let result = state
+            .resolve(destination)
+            .and_then(|d| state.publish(now, d, &request));
+        self.finish(now, result.is_ok(), || Command::Publish {
             destination: destination.to_owned(),
             request,
-        };
-        match self.apply(now, command)? {
-            Reply::Published { confirm } => Ok(confirm),
-            other => unreachable_reply(other),
-        }
+        });
+        result
     }
 
     /// Receives up to `max_messages` from a queue (`group: None`) or a topic's consumer group.
@@ -128,18 +150,24 @@ impl<S: Storage> Broker<S> {
         max_messages: u32,
         ack_mode: AckMode,
     ) -> Result<Vec<Delivery>> {
-        let command = Command::Receive {
+        // The same steps as `apply` with `Command::Receive`, building the command only when it
+        // is logged.
+        self.begin(now, true)?;
+        let state = &mut self.state;
+        let result = state.resolve(destination).and_then(|d| {
+            let g = state.resolve_sub(d, group)?;
+            state.receive(now, d, g, consumer, max_messages, None, ack_mode)
+        });
+        let changed = result.as_ref().is_ok_and(|v| !v.is_empty());
+        self.finish(now, changed, || Command::Receive {
             destination: destination.to_owned(),
             group: group.map(str::to_owned),
             consumer,
             max_messages,
             visibility_timeout_ms: None,
             ack_mode,
-        };
-        match self.apply(now, command)? {
-            Reply::Delivered { deliveries } => Ok(deliveries),
-            other => unreachable_reply(other),
-        }
+        });
+        result
     }
 
     /// Acknowledges a delivery.

@@ -7,8 +7,12 @@ use crate::config::StartPosition;
 use crate::message::{AckMode, Confirm, ConsumerId, Delivery, PublishRequest, Receipt, SeekTo};
 
 /// A request to the broker.
+///
+/// Commands and replies are externally tagged (the serde default) rather than internally
+/// tagged, because compact binary formats such as the wire protocol's cannot decode internally
+/// tagged enums.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Command {
     /// Store a message.
     Publish {
@@ -67,7 +71,7 @@ pub enum Command {
 
 /// A successful answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reply", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Reply {
     /// The publish was accepted.
     Published { confirm: Confirm },

@@ -154,13 +154,57 @@ pub(crate) struct Fifo {
     pub blocked: BTreeMap<String, VecDeque<(u32, u64)>>,
 }
 
+/// A set of partition numbers, as a bitmap: a steady receive-ack loop empties and refills a
+/// partition's ready set on every message, which in an ordered tree costs an allocation each time.
+#[derive(Debug)]
+pub(crate) struct PartitionSet {
+    words: Vec<u64>,
+}
+
+impl PartitionSet {
+    fn new(partitions: u32) -> Self {
+        PartitionSet {
+            words: vec![0; (partitions as usize).div_ceil(64)],
+        }
+    }
+
+    fn insert(&mut self, p: u32) {
+        self.words[p as usize / 64] |= 1 << (p % 64);
+    }
+
+    fn remove(&mut self, p: u32) {
+        self.words[p as usize / 64] &= !(1 << (p % 64));
+    }
+
+    /// The first member at or after `from`, wrapping around to the start.
+    fn first_from(&self, from: u32) -> Option<u32> {
+        let n = self.words.len();
+        let start = (from as usize / 64) % n.max(1);
+        for step in 0..=n {
+            let w = (start + step) % n;
+            let mut bits = self.words[w];
+            if step == 0 {
+                // In the starting word, look at bits from `from` on first; the bits below it
+                // are looked at last, on the wrap-around pass (step == n).
+                bits &= u64::MAX << (from % 64);
+            } else if step == n {
+                bits = self.words[w] & !(u64::MAX << (from % 64));
+            }
+            if bits != 0 {
+                return Some((w * 64) as u32 + bits.trailing_zeros());
+            }
+        }
+        None
+    }
+}
+
 /// A subscription: the queue's consumers, or one consumer group of a topic.
 #[derive(Debug)]
 pub(crate) struct Sub {
     pub name: Option<String>,
     pub parts: Vec<Part>,
     /// Partitions with at least one ready entry, so a receive need not scan empty ones.
-    pub nonempty: BTreeSet<u32>,
+    pub nonempty: PartitionSet,
     pub fifo: Option<Fifo>,
     pub in_flight: BTreeMap<ConsumerId, u32>,
     /// The partition a receive looks at first, rotated for fairness.
@@ -177,7 +221,7 @@ impl Sub {
         Sub {
             name,
             parts: (0..partitions).map(|_| Part::default()).collect(),
-            nonempty: BTreeSet::new(),
+            nonempty: PartitionSet::new(partitions),
             fifo: fifo.then(Fifo::default),
             in_flight: BTreeMap::new(),
             rr: 0,
@@ -226,7 +270,7 @@ impl Sub {
             EState::Ready => {
                 self.parts[p].ready.remove(&k.off);
                 if self.parts[p].ready.is_empty() {
-                    self.nonempty.remove(&k.part);
+                    self.nonempty.remove(k.part);
                 }
                 self.n_ready -= 1;
             }
@@ -238,11 +282,11 @@ impl Sub {
                 until, consumer, ..
             } => {
                 timers.remove(&Timer { at: until, ..k });
+                // The entry stays at zero rather than being removed: a consumer in a steady
+                // receive-ack loop would otherwise delete and re-create it on every message.
+                // Entries are bounded by the number of consumers.
                 if let Some(n) = self.in_flight.get_mut(&consumer) {
                     *n -= 1;
-                    if *n == 0 {
-                        self.in_flight.remove(&consumer);
-                    }
                 }
                 self.n_in_flight -= 1;
             }
@@ -287,11 +331,7 @@ impl Sub {
 
     /// The next ready message, rotating over partitions.
     pub fn next_ready(&self) -> Option<(u32, u64)> {
-        let p = *self
-            .nonempty
-            .range(self.rr..)
-            .next()
-            .or_else(|| self.nonempty.first())?;
+        let p = self.nonempty.first_from(self.rr)?;
         let off = *self.parts[p as usize].ready.first()?;
         Some((p, off))
     }
@@ -572,5 +612,32 @@ impl Dest {
                 self.dedup.remove(&id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PartitionSet;
+
+    #[test]
+    fn partition_set_finds_the_next_member_with_wrap_around() {
+        let mut s = PartitionSet::new(130);
+        assert_eq!(s.first_from(0), None);
+        for p in [3, 64, 129] {
+            s.insert(p);
+        }
+        assert_eq!(s.first_from(0), Some(3));
+        assert_eq!(s.first_from(3), Some(3));
+        assert_eq!(s.first_from(4), Some(64));
+        assert_eq!(s.first_from(65), Some(129));
+        assert_eq!(s.first_from(130 - 1), Some(129));
+        s.remove(129);
+        assert_eq!(s.first_from(65), Some(3), "wraps around to the start");
+        s.remove(3);
+        s.remove(64);
+        assert_eq!(s.first_from(7), None);
+        let mut one = PartitionSet::new(1);
+        one.insert(0);
+        assert_eq!(one.first_from(0), Some(0));
     }
 }
