@@ -2,12 +2,11 @@
 //! leases and ids, that it is deterministic, and what a full disk refuses. A crash is the broker
 //! dropped (or handed back with `into_storage`) and its disk crashed, losing unsynced records.
 
-use bytes::Bytes;
-use mqsim_broker::*;
+mod common;
 
-fn t(ms: u64) -> Time {
-    Time::from_ms(ms)
-}
+use bytes::Bytes;
+use common::t;
+use mqsim_broker::*;
 
 /// A queue with a dead-letter queue, and a topic with two partitions and two groups.
 fn config(durability: Durability) -> BrokerConfig {

@@ -5,20 +5,11 @@
 //! Every test asserts exact values (ids, counts, times, offsets, events), so that removing the
 //! behaviour it covers makes it fail.
 
+mod common;
+
 use bytes::Bytes;
+use common::{broker_with, ids, queue, receipt, slot, t};
 use mqsim_broker::*;
-
-fn t(ms: u64) -> Time {
-    Time::from_ms(ms)
-}
-
-/// A queue whose leases last 100 ms, so that expiries happen at round, readable times.
-fn queue(name: &str) -> DestinationConfig {
-    DestinationConfig {
-        visibility_timeout_ms: 100,
-        ..DestinationConfig::queue(name)
-    }
-}
 
 /// Queue "q" (id 0) dead-lettering into "dlq" (id 1) after `max` deliveries.
 fn with_dlq(max: u32, dlq: DestinationConfig) -> Broker {
@@ -33,11 +24,7 @@ fn with_dlq(max: u32, dlq: DestinationConfig) -> Broker {
 }
 
 fn broker(destinations: Vec<DestinationConfig>) -> Broker {
-    let cfg = BrokerConfig {
-        durability: Durability::Always,
-        destinations,
-    };
-    Broker::open(cfg, MemDisk::new(), t(0)).unwrap()
+    broker_with(Durability::Always, destinations)
 }
 
 fn publish(b: &mut Broker, now: u64, q: &str, request: PublishRequest) -> Confirm {
@@ -51,23 +38,6 @@ fn keyed(key: &str) -> PublishRequest {
 fn recv(b: &mut Broker, now: u64, q: &str, max: u32) -> Vec<Delivery> {
     b.receive(t(now), q, None, ConsumerId(1), max, AckMode::Explicit)
         .unwrap()
-}
-
-fn ids(deliveries: &[Delivery]) -> Vec<MessageId> {
-    deliveries.iter().map(|d| d.message_id).collect()
-}
-
-fn receipt(d: &Delivery) -> Receipt {
-    d.receipt
-        .expect("an explicit-ack delivery carries a receipt")
-}
-
-fn slot(destination: u32, partition: u32, offset: u64) -> Slot {
-    Slot {
-        destination: DestId(destination),
-        partition,
-        offset,
-    }
 }
 
 /// Messages held by "q" (leased or not) and messages waiting in its dead-letter queue.

@@ -6,32 +6,19 @@
 //! Every test asserts exact values (ids, counts, times, error variants), so that removing the
 //! behaviour it covers makes it fail.
 
+mod common;
+
+use common::{broker_with, counts, ids, queue, receipt, t};
 use mqsim_broker::*;
 
-fn t(ms: u64) -> Time {
-    Time::from_ms(ms)
-}
-
-/// A queue whose leases last 100 ms, so that expiries happen at round, readable times.
-fn queue(name: &str) -> DestinationConfig {
-    DestinationConfig {
-        visibility_timeout_ms: 100,
-        ..DestinationConfig::queue(name)
-    }
-}
-
+/// A broker that logs every change (`Durability::Always`): `snapshot` counts the records in
+/// storage to check that a refused command changed nothing, which needs a log to count.
 fn broker(destinations: Vec<DestinationConfig>) -> Broker {
-    let cfg = BrokerConfig {
-        durability: Durability::Always,
-        destinations,
-    };
-    Broker::open(cfg, MemDisk::new(), t(0)).unwrap()
+    broker_with(Durability::Always, destinations)
 }
 
 fn publish(b: &mut Broker, now: u64, q: &str, payload: &'static str) -> MessageId {
-    b.publish(t(now), q, PublishRequest::new(payload))
-        .unwrap()
-        .message_id
+    common::publish(b, now, q, payload).message_id
 }
 
 /// An explicit-ack receive with the destination's own visibility timeout.
@@ -68,19 +55,6 @@ fn recv_for(
         Reply::Delivered { deliveries } => Ok(deliveries),
         other => panic!("a receive answered {other:?}"),
     }
-}
-
-fn ids(deliveries: &[Delivery]) -> Vec<MessageId> {
-    deliveries.iter().map(|d| d.message_id).collect()
-}
-
-fn counts(deliveries: &[Delivery]) -> Vec<u32> {
-    deliveries.iter().map(|d| d.delivery_count).collect()
-}
-
-fn receipt(d: &Delivery) -> Receipt {
-    d.receipt
-        .expect("an explicit-ack delivery carries a receipt")
 }
 
 /// What a refused command must leave as it was: the destination's statistics and the number

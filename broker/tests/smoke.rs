@@ -1,8 +1,7 @@
-use mqsim_broker::*;
+mod common;
 
-fn t(ms: u64) -> Time {
-    Time::from_ms(ms)
-}
+use common::t;
+use mqsim_broker::*;
 
 #[test]
 fn publish_receive_ack_and_redelivery() {

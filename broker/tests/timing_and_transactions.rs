@@ -2,44 +2,16 @@
 //! each asserting exact ids, counts, errors and events so that it fails if the behaviour is
 //! removed. Topics, dedup and bounds are in `topic_semantics.rs`.
 
-use bytes::Bytes;
-use mqsim_broker::*;
+mod common;
 
-fn t(ms: u64) -> Time {
-    Time::from_ms(ms)
-}
+use bytes::Bytes;
+use common::{broker_with, ids, publish, receive, slot, t};
+use mqsim_broker::*;
 
 /// A broker with the given destinations, started at time zero. Durability does not matter for
 /// these tests, so the cheapest policy is used.
 fn broker(destinations: Vec<DestinationConfig>) -> Broker {
-    let config = BrokerConfig {
-        durability: Durability::None,
-        destinations,
-    };
-    Broker::open(config, MemDisk::new(), t(0)).unwrap()
-}
-
-fn publish(b: &mut Broker, ms: u64, dest: &str, payload: &'static str) -> Confirm {
-    b.publish(t(ms), dest, PublishRequest::new(payload))
-        .unwrap()
-}
-
-/// Receives up to 100 messages with explicit acknowledgement as consumer 1.
-fn receive(b: &mut Broker, ms: u64, dest: &str, group: Option<&str>) -> Vec<Delivery> {
-    b.receive(t(ms), dest, group, ConsumerId(1), 100, AckMode::Explicit)
-        .unwrap()
-}
-
-fn ids(deliveries: &[Delivery]) -> Vec<MessageId> {
-    deliveries.iter().map(|d| d.message_id).collect()
-}
-
-fn slot(dest: u32, partition: u32, offset: u64) -> Slot {
-    Slot {
-        destination: DestId(dest),
-        partition,
-        offset,
-    }
+    broker_with(Durability::None, destinations)
 }
 
 #[test]

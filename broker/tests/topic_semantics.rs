@@ -3,53 +3,21 @@
 //! behaviour is removed. Delay, time to live, transactions and statistics are in
 //! `timing_and_transactions.rs`.
 
-use bytes::Bytes;
-use mqsim_broker::*;
+mod common;
 
-fn t(ms: u64) -> Time {
-    Time::from_ms(ms)
-}
+use bytes::Bytes;
+use common::{broker_with, counts, ids, publish, receive, slot, t};
+use mqsim_broker::*;
 
 /// A broker with the given destinations, started at time zero. Durability does not matter for
 /// these tests, so the cheapest policy is used.
 fn broker(destinations: Vec<DestinationConfig>) -> Broker {
-    let config = BrokerConfig {
-        durability: Durability::None,
-        destinations,
-    };
-    Broker::open(config, MemDisk::new(), t(0)).unwrap()
-}
-
-fn publish(b: &mut Broker, ms: u64, dest: &str, payload: &'static str) -> Confirm {
-    b.publish(t(ms), dest, PublishRequest::new(payload))
-        .unwrap()
-}
-
-/// Receives up to 100 messages with explicit acknowledgement as consumer 1.
-fn receive(b: &mut Broker, ms: u64, dest: &str, group: Option<&str>) -> Vec<Delivery> {
-    b.receive(t(ms), dest, group, ConsumerId(1), 100, AckMode::Explicit)
-        .unwrap()
-}
-
-fn ids(deliveries: &[Delivery]) -> Vec<MessageId> {
-    deliveries.iter().map(|d| d.message_id).collect()
-}
-
-fn counts(deliveries: &[Delivery]) -> Vec<u32> {
-    deliveries.iter().map(|d| d.delivery_count).collect()
+    broker_with(Durability::None, destinations)
 }
 
 fn ack_all(b: &mut Broker, ms: u64, deliveries: &[Delivery]) {
     for d in deliveries {
         b.ack(t(ms), d.receipt.unwrap()).unwrap();
-    }
-}
-
-fn slot(dest: u32, partition: u32, offset: u64) -> Slot {
-    Slot {
-        destination: DestId(dest),
-        partition,
-        offset,
     }
 }
 
