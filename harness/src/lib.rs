@@ -7,9 +7,12 @@
 pub mod commands;
 pub mod diagnostic;
 pub mod discover;
+pub mod driver;
 pub mod exit;
+pub mod net;
 pub mod scenario;
 pub mod source;
 mod suggest;
+pub mod wire;
 
 pub use exit::Exit;

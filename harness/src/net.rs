@@ -1,0 +1,104 @@
+//! The network and the clock, abstracted so that one server and one client serve both the
+//! simulator (turmoil's network and simulated time) and the real world (tokio's sockets and
+//! clock). Everything above this module is written once.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+
+use mqsim_broker::Time;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Accepts connections.
+pub trait Listener {
+    /// The connection type.
+    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    /// Waits for the next connection.
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>>;
+}
+
+/// Opens connections.
+pub trait Connector {
+    /// The connection type.
+    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    /// Connects to `addr` (a `host:port` that the network resolves).
+    fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>>;
+}
+
+/// Where the time comes from: the broker takes it with every command.
+pub trait Clock {
+    /// Now, as time since the start of the run.
+    fn now(&self) -> Time;
+}
+
+impl Listener for turmoil::net::TcpListener {
+    type Stream = turmoil::net::TcpStream;
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> {
+        turmoil::net::TcpListener::accept(self)
+    }
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> {
+        tokio::net::TcpListener::accept(self)
+    }
+}
+
+/// Connects over turmoil's simulated network.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimConnector;
+
+impl Connector for SimConnector {
+    type Stream = turmoil::net::TcpStream;
+    async fn connect(&self, addr: &str) -> io::Result<Self::Stream> {
+        turmoil::net::TcpStream::connect(addr).await
+    }
+}
+
+/// Connects over the operating system's network.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioConnector;
+
+impl Connector for TokioConnector {
+    type Stream = tokio::net::TcpStream;
+    async fn connect(&self, addr: &str) -> io::Result<Self::Stream> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        // Requests are small and latency matters more than packet count on loopback.
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// Simulated time: the simulation's elapsed time, the same on every host and across host
+/// restarts, so broker timestamps, client timestamps and the history share one time line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimClock;
+
+impl Clock for SimClock {
+    fn now(&self) -> Time {
+        let elapsed = turmoil::sim_elapsed().unwrap_or_default();
+        Time(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+/// Real time since the clock was made: for the real server only, never in a simulation.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock whose zero is now.
+    pub fn start() -> Self {
+        TokioClock {
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Time {
+        Time(u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+}
