@@ -38,6 +38,12 @@ impl Msg {
         // Payloads are bounded by `max_payload_bytes` (at most 16 MiB), so this cannot truncate.
         self.payload.len() as u32
     }
+
+    /// What an event that reports the message (dropped, expired, dead-lettered) carries of it:
+    /// its id, key and payload.
+    pub fn body(&self) -> (MessageId, Option<String>, Bytes) {
+        (self.id, self.key.clone(), self.payload.clone())
+    }
 }
 
 /// One partition's log: offsets are dense and start at `base`; removed messages leave holes that

@@ -578,7 +578,7 @@ impl State {
                 let Some(m) = self.dests[d].log[p as usize].get(off) else {
                     continue;
                 };
-                let (message_id, key, payload) = (m.id, m.key.clone(), m.payload.clone());
+                let (message_id, key, payload) = m.body();
                 self.dests[d].remove_entry(&mut self.timers, now, g, p, off);
                 let kind = EventKind::Dropped {
                     message_id,

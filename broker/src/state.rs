@@ -244,8 +244,8 @@ impl State {
         ) else {
             return false;
         };
-        let (id, key, payload, deliveries) =
-            (msg.id, msg.key.clone(), msg.payload.clone(), e.deliveries);
+        let (id, key, payload) = msg.body();
+        let deliveries = e.deliveries;
         let from = slot(d, p, off);
         let group = GroupId(g);
         let Some(t) = src.dlq.map(|t| t.0 as usize) else {
@@ -367,7 +367,7 @@ impl State {
         let Some(m) = self.dests[d].log[p as usize].get(off) else {
             return;
         };
-        let (message_id, key, payload) = (m.id, m.key.clone(), m.payload.clone());
+        let (message_id, key, payload) = m.body();
         if self.dests[d]
             .remove_entry(&mut self.timers, at, g, p, off)
             .is_some()
@@ -388,8 +388,8 @@ impl State {
         let Some(m) = self.dests[d].log[p as usize].get(off) else {
             return;
         };
-        let (message_id, key, payload, expires_at) =
-            (m.id, m.key.clone(), m.payload.clone(), m.expires_at);
+        let (message_id, key, payload) = m.body();
+        let expires_at = m.expires_at;
         for g in 0..self.dests[d].subs.len() as u32 {
             if self.dests[d]
                 .remove_entry(&mut self.timers, at, g, p, off)
