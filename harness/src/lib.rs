@@ -11,6 +11,7 @@ pub mod driver;
 pub mod exit;
 pub mod net;
 pub mod scenario;
+pub mod server;
 pub mod source;
 mod suggest;
 pub mod wire;
