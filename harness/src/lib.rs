@@ -10,6 +10,7 @@ pub mod discover;
 pub mod driver;
 pub mod exit;
 pub mod net;
+pub mod poke;
 pub mod scenario;
 pub mod server;
 pub mod source;

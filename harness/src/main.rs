@@ -3,7 +3,9 @@
 use clap::{Parser, Subcommand};
 use mqsim_harness::Exit;
 use mqsim_harness::commands::{self, Streams};
+use mqsim_harness::poke::{self, Poke};
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,6 +40,87 @@ enum Command {
         #[arg(default_value = "scenarios/", value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Run the reference broker on a loopback address until stopped, printing `listening on ADDR`.
+    ///
+    /// Without --config it has a queue `q` and a topic `t` with a consumer group `g`. Its log is
+    /// kept in memory, so stopping it loses everything.
+    Broker {
+        /// The address to listen on, such as 127.0.0.1:7000 (port 0 picks a free one).
+        #[arg(long, value_name = "ADDR")]
+        listen: SocketAddr,
+        /// A broker configuration in YAML (durability and destinations).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Send one request to a broker started with `mqsim broker`.
+    Client {
+        /// The broker's address, as `mqsim broker` printed it.
+        #[arg(long, value_name = "ADDR")]
+        connect: SocketAddr,
+        #[command(subcommand)]
+        action: ClientAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientAction {
+    /// Publish one message and print its id, partition and offset.
+    Publish {
+        /// The queue or topic.
+        destination: String,
+        /// The message body, as text.
+        payload: String,
+        /// The partitioning key (the message group on a FIFO queue).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Receive messages, print one line each, and acknowledge them.
+    Receive {
+        /// The queue or topic.
+        destination: String,
+        /// The consumer group; required for a topic, not allowed for a queue.
+        #[arg(long)]
+        group: Option<String>,
+        /// The most messages to receive (1 to 1024).
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        max: u32,
+        /// The consumer id; the in-flight limit is kept per consumer.
+        #[arg(long, default_value_t = 1, value_name = "ID")]
+        consumer: u64,
+        /// Leave the messages leased instead of acknowledging them: they come back once their
+        /// visibility timeout ends.
+        #[arg(long)]
+        no_ack: bool,
+    },
+}
+
+impl ClientAction {
+    fn to_poke(&self) -> Poke {
+        match self {
+            ClientAction::Publish {
+                destination,
+                payload,
+                key,
+            } => Poke::Publish {
+                destination: destination.clone(),
+                payload: payload.clone(),
+                key: key.clone(),
+            },
+            ClientAction::Receive {
+                destination,
+                group,
+                max,
+                consumer,
+                no_ack,
+            } => Poke::Receive {
+                destination: destination.clone(),
+                group: group.clone(),
+                max: *max,
+                consumer: *consumer,
+                no_ack: *no_ack,
+            },
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -63,6 +146,12 @@ fn main() -> ExitCode {
         Command::Run { paths } => commands::run(paths, &mut streams),
         Command::Validate { paths } => commands::validate(paths, &mut streams),
         Command::List { dir } => commands::list(dir, &mut streams),
+        Command::Broker { listen, config } => {
+            poke::broker(*listen, config.as_deref(), &mut streams)
+        }
+        Command::Client { connect, action } => {
+            poke::client(*connect, &action.to_poke(), &mut streams)
+        }
     };
     let result = result.and_then(|exit| streams.out.flush().map(|()| exit));
     match result {
