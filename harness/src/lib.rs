@@ -12,6 +12,7 @@ pub mod exit;
 pub mod net;
 pub mod poke;
 pub mod scenario;
+pub mod sim;
 pub mod server;
 pub mod source;
 mod suggest;

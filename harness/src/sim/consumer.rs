@@ -1,0 +1,229 @@
+//! The consumer actor: a receive loop that processes each message in simulated time.
+//!
+//! Processing takes simulated time drawn from the spec's distribution (times the slow factor
+//! of any slow-consumer window): CPU work costs nothing in a simulation, so service time must
+//! be modelled to show in latency and lag. Poison messages always fail; others fail with the
+//! configured probability, drawn from the consumer's seeded RNG. A failure is a nack under
+//! explicit acks (the broker retries or dead-letters) and a lost message under auto acks.
+//!
+//! A successful message's effect goes through the subscription's sink before the ack. An
+//! idempotent sink keeps the ids it applied, updated together with the effect, so a
+//! redelivery after a crash between effect and ack is skipped: exactly-once effects over
+//! at-least-once delivery. In the fault phase a consumer may crash itself before the effect or
+//! between effect and ack, as the spec asks; the step loop applies the crash and restarts it.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use mqsim_broker::{AckMode, ConsumerId, Delivery};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::control::Control;
+use super::history::{Completion, NO_KEY, Op};
+use super::ids::{self, NO_MSG};
+use super::plan::ConsumerSlot;
+use super::spec::{ConsumerSpec, Processing};
+use crate::driver::{DriverExt, Outcome};
+
+/// Runs one consumer host until the simulation drops it.
+pub async fn run<D: DriverExt + 'static>(
+    control: Rc<Control>,
+    slot: ConsumerSlot,
+    driver: Rc<D>,
+) -> turmoil::Result {
+    let incarnation = control.proc(slot.process).incarnation.get();
+    let mut c = Consumer {
+        spec: control.spec.consumers[slot.spec].clone(),
+        rng: ids::rng(control.spec.seed, slot.process, incarnation),
+        // A fresh consumer id per incarnation: the leases of the crashed one still count
+        // against its in-flight limit until they run out.
+        id: ConsumerId((u64::from(slot.index) << 32) | u64::from(incarnation)),
+        control,
+        slot,
+        driver,
+    };
+    loop {
+        let batch = c.receive().await;
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(c.spec.poll_interval_ms)).await;
+            continue;
+        }
+        for (delivery, msg, poison) in batch {
+            c.handle(delivery, msg, poison).await;
+        }
+    }
+}
+
+struct Consumer<D> {
+    control: Rc<Control>,
+    slot: ConsumerSlot,
+    driver: Rc<D>,
+    spec: ConsumerSpec,
+    rng: ChaCha8Rng,
+    id: ConsumerId,
+}
+
+impl<D: DriverExt> Consumer<D> {
+    /// One receive; its deliveries with the harness id and poison flag of each.
+    async fn receive(&mut self) -> Vec<(Delivery, u64, bool)> {
+        let p = self.slot.process;
+        self.control.wait_unpaused(p).await;
+        let invoke = self.control.history.borrow_mut().invoke(
+            self.control.now(),
+            p,
+            Op::Receive,
+            NO_MSG,
+            NO_KEY,
+            self.slot.sub,
+            0,
+        );
+        let outcome = self
+            .driver
+            .receive(
+                &self.spec.destination,
+                self.spec.group.as_deref(),
+                self.id,
+                self.spec.max_messages,
+                self.spec.visibility_timeout_ms,
+                self.spec.ack_mode,
+            )
+            .await;
+        let now = self.control.now();
+        let mut h = self.control.history.borrow_mut();
+        match outcome {
+            Outcome::Ok(deliveries) => {
+                h.ok(now, invoke, NO_MSG, 0, 0, deliveries.len() as u32);
+                let busy = &self.control.proc(p).busy;
+                busy.set(busy.get() + deliveries.len() as u32);
+                deliveries
+                    .into_iter()
+                    .map(|d| {
+                        let (msg, poison) = h.deliver(now, p, invoke, &d, self.slot.sub);
+                        (d, msg, poison)
+                    })
+                    .collect()
+            }
+            Outcome::Fail(f) => {
+                h.failed(now, invoke, Completion::Fail, &f.to_string());
+                Vec::new()
+            }
+            Outcome::Info(i) => {
+                h.failed(now, invoke, Completion::Info, &i.to_string());
+                Vec::new()
+            }
+        }
+    }
+
+    /// Processes one message: work, effect, ack; or a nack when it fails.
+    async fn handle(&mut self, d: Delivery, msg: u64, poison: bool) {
+        let p = self.slot.process;
+        let work = scale(
+            sample(&self.spec.processing, &mut self.rng),
+            self.control.slow_factor(p),
+        );
+        tokio::time::sleep(work).await;
+        self.control.wait_unpaused(p).await;
+        let fails = poison || draw(&mut self.rng, self.spec.failure_probability);
+        if fails {
+            if let Some(receipt) = d.receipt {
+                let outcome = self.driver.nack(receipt, None);
+                self.settle(Op::Nack, msg, outcome).await;
+            }
+        } else {
+            self.maybe_crash(self.spec.crash.before_effect_probability, "before effect")
+                .await;
+            // A payload the harness did not make has no id to apply; it is only acked.
+            if msg != NO_MSG {
+                let sub = self.slot.sub;
+                let applied = self
+                    .control
+                    .apply_effect(sub, msg, self.spec.idempotent_sink);
+                let now = self.control.now();
+                self.control
+                    .history
+                    .borrow_mut()
+                    .effect(now, p, msg, sub, applied);
+            }
+            self.maybe_crash(
+                self.spec.crash.after_effect_probability,
+                "after effect, before ack",
+            )
+            .await;
+            if let (AckMode::Explicit, Some(receipt)) = (self.spec.ack_mode, d.receipt) {
+                let outcome = self.driver.ack(receipt);
+                self.settle(Op::Ack, msg, outcome).await;
+            }
+        }
+        let busy = &self.control.proc(p).busy;
+        busy.set(busy.get().saturating_sub(1));
+    }
+
+    /// Records an ack or nack around its call.
+    async fn settle(&self, op: Op, msg: u64, call: impl Future<Output = Outcome<()>>) {
+        let p = self.slot.process;
+        let invoke = self.control.history.borrow_mut().invoke(
+            self.control.now(),
+            p,
+            op,
+            msg,
+            NO_KEY,
+            self.slot.sub,
+            0,
+        );
+        let outcome = call.await;
+        let now = self.control.now();
+        let mut h = self.control.history.borrow_mut();
+        match outcome {
+            Outcome::Ok(()) => h.ok(now, invoke, NO_MSG, 0, 0, 0),
+            Outcome::Fail(f) => h.failed(now, invoke, Completion::Fail, &f.to_string()),
+            Outcome::Info(i) => h.failed(now, invoke, Completion::Info, &i.to_string()),
+        }
+    }
+
+    /// With probability `p`, in the fault phase and within the crash budget, asks the step
+    /// loop to crash this host and waits for it to happen.
+    async fn maybe_crash(&mut self, probability: f64, why: &str) {
+        let state = self.control.proc(self.slot.process);
+        if !self.control.in_fault_phase()
+            || state.self_crashes.get() >= self.spec.crash.max_crashes
+            || !draw(&mut self.rng, probability)
+        {
+            return;
+        }
+        state.self_crashes.set(state.self_crashes.get() + 1);
+        self.control
+            .request_crash(self.slot.process, self.spec.crash.restart_after_ms, why);
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A draw with probability `p`; no draw at all when `p` is zero, so that turning an option off
+/// does not shift the random stream of everything else.
+fn draw(rng: &mut ChaCha8Rng, p: f64) -> bool {
+    p > 0.0 && rng.random_bool(p)
+}
+
+/// A processing time.
+fn sample(processing: &Processing, rng: &mut ChaCha8Rng) -> Duration {
+    match *processing {
+        Processing::Constant { ms } => Duration::from_millis(ms),
+        Processing::Uniform { min_ms, max_ms } => {
+            Duration::from_micros(rng.random_range(min_ms * 1000..=max_ms * 1000))
+        }
+        Processing::Exponential { mean_ms, max_ms } => {
+            // 1 - u is in (0, 1], so the logarithm is finite.
+            let u: f64 = rng.random();
+            let us = -(mean_ms as f64 * 1000.0) * (1.0 - u).ln();
+            Duration::from_micros((us as u64).min(max_ms * 1000))
+        }
+    }
+}
+
+fn scale(d: Duration, factor: f64) -> Duration {
+    if factor == 1.0 {
+        d
+    } else {
+        Duration::from_nanos((d.as_nanos() as f64 * factor) as u64)
+    }
+}

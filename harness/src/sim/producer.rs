@@ -1,0 +1,362 @@
+//! The producer actor: an open-loop publisher.
+//!
+//! Message `i` has an intended send time fixed by the rate schedule alone, and is sent then
+//! whether or not earlier publishes have been answered, up to `max_in_flight` at once. Latency
+//! therefore counts from the intended time, and the send delay (actual minus intended, from a
+//! pause or a full in-flight window) is visible in the history instead of being hidden by a
+//! closed loop (coordinated omission). A publish that is not confirmed is retried with capped
+//! exponential backoff and jitter, each attempt its own invoke and completion.
+//!
+//! A producer stops at the end of the fault phase: nothing new is invoked after it, retries
+//! included, so the drain waits only for what was already on the wire. A restarted producer
+//! skips the messages whose intended time passed while it was down (they were never
+//! attempted) and carries on with fresh sequence numbers, so an id is never reused.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqsim_broker::{BrokerError, PublishRequest};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::control::Control;
+use super::history::{Completion, NO_KEY, Op};
+use super::ids;
+use super::plan::{NO_SUB, ProducerSlot};
+use super::spec::{KeySkew, KeySpec, ProducerSpec, PublishRetry};
+use crate::driver::{DriverExt, Failure, Outcome};
+
+/// Runs one producer host until the simulation drops it.
+pub async fn run<D: DriverExt + 'static>(
+    control: Rc<Control>,
+    slot: ProducerSlot,
+    driver: Rc<D>,
+) -> turmoil::Result {
+    let spec = control.spec.producers[slot.spec].clone();
+    let p = slot.process;
+    let state = control.proc(p);
+    let mut rng = ids::rng(control.spec.seed, p, state.incarnation.get());
+    let keys = Keys::new(&spec.keys);
+    let schedule = Schedule::new(&spec);
+    let end_ns = control.spec.duration_ms.saturating_mul(1_000_000);
+    let limit = spec.messages.unwrap_or(u64::MAX);
+    let destination: Rc<str> = spec.destination.as_str().into();
+    let window = Arc::new(tokio::sync::Semaphore::new(spec.max_in_flight as usize));
+
+    let (mut seq, mut intended) = match state.cursor.get() {
+        (0, 0) => (0, schedule.first()),
+        cursor => cursor,
+    };
+    // Messages due while this host was down were never attempted.
+    let started = control.now().as_nanos();
+    while intended < started && seq < limit {
+        seq += 1;
+        intended = schedule.next(intended);
+    }
+    state.cursor.set((seq, intended));
+
+    while seq < limit && intended < end_ns && control.in_fault_phase() {
+        let now = control.now().as_nanos();
+        if intended > now {
+            tokio::time::sleep(Duration::from_nanos(intended - now)).await;
+        }
+        control.wait_unpaused(p).await;
+        let Ok(permit) = window.clone().acquire_owned().await else {
+            break;
+        };
+        if !control.in_fault_phase() {
+            break;
+        }
+        let id = ids::message_id(slot.index, seq as u32);
+        let poison = spec.poison_fraction > 0.0 && rng.random_bool(spec.poison_fraction);
+        let key = keys.pick(&mut rng);
+        let mut request =
+            PublishRequest::new(ids::encode_payload(id, poison, spec.payload_bytes as usize));
+        if let Some(k) = key {
+            request = request.with_key(ids::key_name(k));
+        }
+        if spec.dedup_ids {
+            request = request.with_dedup_id(format!("{id:x}"));
+        }
+        let attempt = Attempts {
+            control: control.clone(),
+            driver: driver.clone(),
+            slot,
+            destination: destination.clone(),
+            retry: spec.retry,
+            id,
+            key: key.unwrap_or(NO_KEY),
+            intended,
+            rng: ChaCha8Rng::seed_from_u64(rng.random()),
+        };
+        state.busy.set(state.busy.get() + 1);
+        tokio::task::spawn_local(async move {
+            let control = attempt.control.clone();
+            attempt.publish(request).await;
+            let busy = &control.proc(p).busy;
+            busy.set(busy.get().saturating_sub(1));
+            drop(permit);
+        });
+        seq += 1;
+        intended = schedule.next(intended);
+        state.cursor.set((seq, intended));
+    }
+    state.finished.set(true);
+    // Returning would end the host's software, and turmoil would stop running the publishes
+    // still in flight; stay until the simulation ends.
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// One message's publish attempts.
+struct Attempts<D> {
+    control: Rc<Control>,
+    driver: Rc<D>,
+    slot: ProducerSlot,
+    destination: Rc<str>,
+    retry: PublishRetry,
+    id: u64,
+    key: u32,
+    intended: u64,
+    rng: ChaCha8Rng,
+}
+
+impl<D: DriverExt> Attempts<D> {
+    async fn publish(mut self, request: PublishRequest) {
+        let p = self.slot.process;
+        for attempt in 1..=self.retry.max_attempts {
+            if attempt > 1 && !self.control.in_fault_phase() {
+                return;
+            }
+            self.control.wait_unpaused(p).await;
+            let now = self.control.now();
+            let invoke = self.control.history.borrow_mut().invoke(
+                now,
+                p,
+                Op::Publish,
+                self.id,
+                self.key,
+                NO_SUB,
+                self.intended,
+            );
+            let outcome = self
+                .driver
+                .publish(&self.destination, request.clone())
+                .await;
+            let now = self.control.now();
+            let mut h = self.control.history.borrow_mut();
+            let again = match outcome {
+                Outcome::Ok(c) => {
+                    let duplicate = u32::from(c.duplicate);
+                    h.ok(
+                        now,
+                        invoke,
+                        c.message_id.0,
+                        c.partition,
+                        c.offset,
+                        duplicate,
+                    );
+                    false
+                }
+                Outcome::Fail(f) => {
+                    h.failed(now, invoke, Completion::Fail, &f.to_string());
+                    retryable(&f)
+                }
+                Outcome::Info(i) => {
+                    h.failed(now, invoke, Completion::Info, &i.to_string());
+                    self.retry.retry_indeterminate
+                }
+            };
+            drop(h);
+            if !again || attempt == self.retry.max_attempts {
+                return;
+            }
+            // Equal jitter: half the backoff fixed, half drawn, so retries of many producers
+            // after one outage do not arrive in lockstep.
+            let backoff = self.retry.backoff_ms(attempt);
+            let wait = backoff / 2 + self.rng.random_range(0..=backoff - backoff / 2);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    }
+}
+
+/// Whether a definite failure is worth retrying: the broker was unreachable or pushed back.
+fn retryable(f: &Failure) -> bool {
+    matches!(
+        f,
+        Failure::Unavailable(_)
+            | Failure::Broker(BrokerError::Overflow { .. })
+            | Failure::Broker(BrokerError::StorageFull)
+    )
+}
+
+/// The rate schedule: intended send times, in simulated nanoseconds.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    start_ns: u64,
+    rate: f64,
+    /// Later changes as (from ns, rate).
+    changes: Vec<(u64, f64)>,
+}
+
+impl Schedule {
+    /// The schedule of a producer spec.
+    pub fn new(spec: &ProducerSpec) -> Self {
+        Schedule {
+            start_ns: spec.start_ms.saturating_mul(1_000_000),
+            rate: spec.messages_per_s,
+            changes: spec
+                .rate_changes
+                .iter()
+                .map(|c| (c.at_ms.saturating_mul(1_000_000), c.messages_per_s))
+                .collect(),
+        }
+    }
+
+    fn rate_at(&self, t: u64) -> f64 {
+        self.changes
+            .iter()
+            .take_while(|(at, _)| *at <= t)
+            .last()
+            .map_or(self.rate, |c| c.1)
+    }
+
+    /// The first change after `t`.
+    fn change_after(&self, t: u64) -> Option<u64> {
+        self.changes.iter().map(|c| c.0).find(|&at| at > t)
+    }
+
+    /// The intended time of the first message; `u64::MAX` when the schedule never sends.
+    pub fn first(&self) -> u64 {
+        self.at_or_after(self.start_ns)
+    }
+
+    /// The intended time of the message after one intended at `t`. A rate change starts a new
+    /// schedule at its own time; no message is intended while the rate is zero.
+    pub fn next(&self, t: u64) -> u64 {
+        let rate = self.rate_at(t);
+        let change = self.change_after(t).unwrap_or(u64::MAX);
+        let candidate = if rate > 0.0 {
+            let step = (1e9 / rate).round().max(1.0) as u64;
+            t.saturating_add(step).min(change)
+        } else {
+            change
+        };
+        self.at_or_after(candidate)
+    }
+
+    /// The first instant from `t` on at which the rate is not zero.
+    fn at_or_after(&self, mut t: u64) -> u64 {
+        while t != u64::MAX && self.rate_at(t) <= 0.0 {
+            t = self.change_after(t).unwrap_or(u64::MAX);
+        }
+        t
+    }
+}
+
+/// Picks message keys.
+#[derive(Debug, Clone)]
+enum Keys {
+    Unkeyed,
+    Uniform(u32),
+    /// Cumulative probabilities, for a skewed distribution.
+    Cdf(Vec<f64>),
+    Hot {
+        count: u32,
+        fraction: f64,
+    },
+}
+
+impl Keys {
+    fn new(spec: &KeySpec) -> Self {
+        match (spec.count, spec.skew) {
+            (0, _) => Keys::Unkeyed,
+            (n, KeySkew::Uniform) => Keys::Uniform(n),
+            (n, KeySkew::Zipf { exponent }) => {
+                let weights: Vec<f64> =
+                    (1..=n).map(|i| 1.0 / f64::from(i).powf(exponent)).collect();
+                let total: f64 = weights.iter().sum();
+                let mut acc = 0.0;
+                let cdf = weights
+                    .iter()
+                    .map(|w| {
+                        acc += w / total;
+                        acc
+                    })
+                    .collect();
+                Keys::Cdf(cdf)
+            }
+            (n, KeySkew::HotKey { fraction }) => Keys::Hot { count: n, fraction },
+        }
+    }
+
+    fn pick(&self, rng: &mut ChaCha8Rng) -> Option<u32> {
+        match self {
+            Keys::Unkeyed => None,
+            Keys::Uniform(n) => Some(rng.random_range(0..*n)),
+            Keys::Cdf(cdf) => {
+                let u: f64 = rng.random();
+                let i = cdf.partition_point(|&c| c < u);
+                Some((i as u32).min(cdf.len() as u32 - 1))
+            }
+            Keys::Hot { count, fraction } => {
+                if *count == 1 || rng.random_bool(*fraction) {
+                    Some(0)
+                } else {
+                    Some(rng.random_range(1..*count))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::spec::RateChange;
+
+    #[test]
+    fn schedule_follows_rate_changes() {
+        let spec = ProducerSpec {
+            messages_per_s: 1000.0,
+            start_ms: 5,
+            rate_changes: vec![
+                RateChange {
+                    at_ms: 7,
+                    messages_per_s: 0.0,
+                },
+                RateChange {
+                    at_ms: 10,
+                    messages_per_s: 500.0,
+                },
+            ],
+            ..ProducerSpec::default()
+        };
+        let s = Schedule::new(&spec);
+        let mut t = s.first();
+        let mut got = vec![t / 1_000_000];
+        for _ in 0..5 {
+            t = s.next(t);
+            got.push(t / 1_000_000);
+        }
+        assert_eq!(got, vec![5, 6, 10, 12, 14, 16]);
+    }
+
+    #[test]
+    fn skewed_keys_favour_the_first() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for skew in [
+            KeySkew::Zipf { exponent: 1.5 },
+            KeySkew::HotKey { fraction: 0.8 },
+        ] {
+            let keys = Keys::new(&KeySpec { count: 10, skew });
+            let mut counts = [0u32; 10];
+            for _ in 0..2000 {
+                counts[keys.pick(&mut rng).unwrap() as usize] += 1;
+            }
+            assert!(counts[0] > 1000, "{skew:?}: {counts:?}");
+            assert!(counts.iter().skip(1).all(|&c| c < counts[0]), "{counts:?}");
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Building the turmoil simulation from a spec and stepping it through the phases.
+//!
+//! 1. **Fault phase**, until `duration_ms`: producers publish, consumers consume, the nemesis
+//!    applies the schedule between steps.
+//! 2. **Heal**, at once: every link repaired and released, latencies restored, crashed hosts
+//!    restarted, pause and slow windows ended. Producers stop publishing.
+//! 3. **Drain**, at most `drain_timeout_ms`: the run ends when nothing is left to happen:
+//!    every producer has finished, no actor has work in hand, and the broker has nothing
+//!    ready, delayed, leased or blocked in any subscription producers publish to. Confirmed
+//!    messages that are not final by then are *lost* (a correctness failure, counted in the
+//!    summary). A drain that does not get there in time is a *liveness* failure, reported
+//!    separately, with what was still pending.
+//!
+//! The broker is peeked at (its statistics) to tell when the drain is over; that is the
+//! harness's omniscience, not something a client could do.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use mqsim_broker::{MemDisk, SharedDisk, Time};
+
+use super::control::Control;
+use super::history::{History, Phase, hex};
+use super::local::{self, LocalDriver};
+use super::nemesis::Nemesis;
+use super::plan::Plan;
+use super::spec::{ClusterSpec, SpecError, Transport};
+use super::summary::Summary;
+use super::{consumer, producer};
+
+/// Simulated time between two checks of the drain condition.
+const DRAIN_CHECK_MS: u64 = 10;
+
+/// How the drain ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drain {
+    /// Nothing was left to happen, this long after the fault phase ended.
+    Finished { after_ms: u64 },
+    /// The drain timeout passed first: a liveness failure. `pending` says what was left.
+    TimedOut { pending: Vec<String> },
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunReport {
+    /// SHA-256 of the history's JSON Lines, in hex: the run's identity.
+    pub hash: String,
+    /// The totals.
+    pub summary: Summary,
+    /// How the drain ended.
+    pub drain: Drain,
+    /// The history itself.
+    pub history: History,
+    /// Names behind the history's numbers.
+    pub plan: Plan,
+    /// Size of the JSON Lines form.
+    pub history_bytes: u64,
+    /// Simulation steps taken.
+    pub steps: u64,
+    /// Simulated time at the end.
+    pub end: Time,
+}
+
+impl RunReport {
+    /// Whether the drain finished: the liveness verdict.
+    pub fn drained(&self) -> bool {
+        matches!(self.drain, Drain::Finished { .. })
+    }
+}
+
+/// Why a run could not be carried out (as opposed to a run that found a problem).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The spec is invalid.
+    #[error("invalid spec: {0}")]
+    Spec(#[from] SpecError),
+    /// A host's software failed.
+    #[error("simulation failed: {0}")]
+    Sim(String),
+    /// The history could not be written.
+    #[error("writing the history: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs `spec` and, given a path, writes the history there as JSON Lines.
+pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, RunError> {
+    spec.validate()?;
+    let control = Rc::new(Control::new(spec));
+    let spec = &control.spec;
+    let disk = SharedDisk::new(MemDisk::new());
+    let ms = Duration::from_millis;
+    let mut builder = turmoil::Builder::new();
+    builder
+        .rng_seed(spec.seed)
+        .epoch(UNIX_EPOCH)
+        .tick_duration(ms(spec.tick_ms))
+        .min_message_latency(ms(spec.network.min_latency_ms))
+        .max_message_latency(ms(spec.network.max_latency_ms))
+        // The step loop decides when the run ends; this only has to be out of the way.
+        .simulation_duration(ms(spec.duration_ms + spec.drain_timeout_ms + 60_000));
+    let mut sim = builder.build();
+    add_hosts(&mut sim, &control, &disk);
+
+    let mut nemesis = Nemesis::new(&control, disk);
+    let fault_end = Time::from_ms(spec.duration_ms);
+    let deadline = fault_end.plus_ms(spec.drain_timeout_ms);
+    let mut next_check = fault_end;
+    let mut steps = 0u64;
+    control.history.borrow_mut().phase(Time::ZERO, Phase::Fault);
+    let mut in_fault_phase = true;
+    let drain = loop {
+        let now = Time(u64::try_from(sim.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        if in_fault_phase {
+            nemesis.step(&mut sim, &control, now);
+            if now >= fault_end {
+                in_fault_phase = false;
+                control.end_fault_phase();
+                control.history.borrow_mut().phase(now, Phase::Heal);
+                nemesis.heal(&mut sim, &control, now);
+                control.history.borrow_mut().phase(now, Phase::Drain);
+            }
+        }
+        if !in_fault_phase && now >= next_check {
+            next_check = now.plus_ms(DRAIN_CHECK_MS);
+            match pending(&control, now) {
+                Ok(()) => {
+                    control.history.borrow_mut().phase(now, Phase::Done);
+                    break Drain::Finished {
+                        after_ms: now.ms_since(fault_end),
+                    };
+                }
+                Err(pending) if now >= deadline => {
+                    control
+                        .history
+                        .borrow_mut()
+                        .phase(now, Phase::DrainTimedOut);
+                    break Drain::TimedOut { pending };
+                }
+                Err(_) => {}
+            }
+        }
+        sim.step().map_err(|e| RunError::Sim(e.to_string()))?;
+        steps += 1;
+    };
+    let end = Time(u64::try_from(sim.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    drop(sim);
+
+    let history = control.history.borrow().clone();
+    let summary = Summary::of(&history, &control.plan, &control.spec);
+    let (digest, history_bytes) = match history_path {
+        Some(path) => {
+            let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+            history.write_jsonl(&control.plan, file)?
+        }
+        None => history.write_jsonl(&control.plan, std::io::sink())?,
+    };
+    Ok(RunReport {
+        hash: hex(&digest),
+        summary,
+        drain,
+        history,
+        plan: control.plan.clone(),
+        history_bytes,
+        steps,
+        end,
+    })
+}
+
+/// Registers the broker and every actor as turmoil hosts. Hosts rather than clients, even for
+/// actors that never serve, because only hosts can be crashed and restarted.
+fn add_hosts(sim: &mut turmoil::Sim<'_>, control: &Rc<Control>, disk: &SharedDisk) {
+    match control.spec.transport {
+        Transport::Local | Transport::Network => {
+            let (c, d) = (control.clone(), disk.clone());
+            sim.host("broker", move || local::broker_host(c.clone(), d.clone()));
+            for &slot in &control.plan.producers {
+                let c = control.clone();
+                sim.host(control.plan.name(slot.process), move || {
+                    let driver = Rc::new(LocalDriver::new(c.clone(), slot.process));
+                    producer::run(c.clone(), slot, driver)
+                });
+            }
+            for &slot in &control.plan.consumers {
+                let c = control.clone();
+                sim.host(control.plan.name(slot.process), move || {
+                    let driver = Rc::new(LocalDriver::new(c.clone(), slot.process));
+                    consumer::run(c.clone(), slot, driver)
+                });
+            }
+        }
+    }
+}
+
+/// `Ok` when nothing is left to happen; otherwise what is still pending.
+fn pending(control: &Control, now: Time) -> Result<(), Vec<String>> {
+    let plan = &control.plan;
+    let mut left = Vec::new();
+    for slot in &plan.producers {
+        if !control.proc(slot.process).finished.get() {
+            left.push(format!("{} is still publishing", plan.name(slot.process)));
+        }
+    }
+    for p in plan.hosts() {
+        let busy = control.proc(p).busy.get();
+        if busy > 0 {
+            left.push(format!("{} has {busy} operations in hand", plan.name(p)));
+        }
+    }
+    let broker = control.broker.borrow().clone();
+    let Some(broker) = broker else {
+        left.push("the broker is down".to_owned());
+        return Err(left);
+    };
+    let mut destinations: Vec<u16> = plan.producers.iter().map(|p| p.destination).collect();
+    destinations.sort_unstable();
+    destinations.dedup();
+    let events = {
+        let mut b = broker.borrow_mut();
+        let now = now.max(b.now());
+        for d in destinations {
+            let Some(name) = plan.destinations.get(usize::from(d)) else {
+                continue;
+            };
+            let Ok(stats) = b.stats(now, name) else {
+                continue;
+            };
+            for g in &stats.groups {
+                if g.ready + g.delayed + g.in_flight + g.blocked > 0 {
+                    left.push(format!(
+                        "{}{}: {} ready, {} delayed, {} in flight, {} blocked",
+                        name,
+                        g.name
+                            .as_deref()
+                            .map(|n| format!("/{n}"))
+                            .unwrap_or_default(),
+                        g.ready,
+                        g.delayed,
+                        g.in_flight,
+                        g.blocked
+                    ));
+                }
+            }
+        }
+        // Reading statistics lets due timers fire; their events belong in the history.
+        b.take_events()
+    };
+    control
+        .history
+        .borrow_mut()
+        .broker_events(events, &control.plan);
+    if left.is_empty() { Ok(()) } else { Err(left) }
+}

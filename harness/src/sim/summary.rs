@@ -1,0 +1,218 @@
+//! The counts a run reports, computed from its history alone.
+//!
+//! This is deliberately small: the totals Jepsen's `total-queue` reports, enough for the
+//! integration tests to assert no loss, some loss, and indeterminate publishes. Full checkers
+//! (order, lease exclusivity, dead-letter exactness, timing) are a later issue.
+//!
+//! Definitions, per message (harness id) and subscription (a queue, or one group of a topic):
+//!
+//! * **published**: messages with at least one publish attempt; **confirmed**: at least one
+//!   attempt `ok`; **indeterminate**: none `ok` and at least one `info`; **failed**: every
+//!   attempt `fail`.
+//! * **delivered**: messages delivered at least once, anywhere; **deliveries**: all deliveries.
+//! * **completed** (per message and subscription): acknowledged (an `ok` ack, or the broker's
+//!   own ack event, which covers acks whose answer was lost), or, under auto acks, its effect
+//!   applied.
+//! * **dead-lettered**, **expired**, **dropped** (per message and subscription): the broker
+//!   reported it.
+//! * **lost**: confirmed messages that, for some subscription of their destination, were
+//!   never completed, dead-lettered, expired or dropped. Under auto acks a message whose
+//!   processing failed or crashed is lost: that is at-most-once.
+//! * **recovered**: indeterminate messages that were seen afterwards (delivered, or reported by
+//!   the broker): they were stored after all.
+//! * **duplicates**: deliveries beyond the first per message and subscription (expected under
+//!   at-least-once); **duplicate effects**: effects applied beyond the first (an error under
+//!   exactly-once).
+//! * **unexpected**: deliveries of messages nobody published (should be zero).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mqsim_broker::AckMode;
+use serde::Serialize;
+
+use super::history::{BrokerEvent, Completion, Entry, History, Op, What};
+use super::ids::NO_MSG;
+use super::plan::{Plan, SubIndex};
+use super::spec::ClusterSpec;
+
+/// How many lost ids a summary lists.
+const LOST_IDS_SHOWN: usize = 20;
+
+/// Totals of one run; see the module documentation for each definition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub published: u64,
+    pub confirmed: u64,
+    pub failed: u64,
+    pub indeterminate: u64,
+    /// Publish attempts that ended `info`, whatever became of their message.
+    pub indeterminate_attempts: u64,
+    pub delivered: u64,
+    pub deliveries: u64,
+    pub completed: u64,
+    pub dead_lettered: u64,
+    pub expired: u64,
+    pub dropped: u64,
+    pub lost: u64,
+    pub recovered: u64,
+    pub duplicates: u64,
+    pub duplicate_effects: u64,
+    pub unexpected: u64,
+    /// The first lost message ids, for a failure message.
+    pub lost_ids: Vec<u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Publish {
+    destination: u16,
+    ok: bool,
+    info: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PerSub {
+    deliveries: u32,
+    effects: u32,
+    completed: bool,
+    discarded: Option<BrokerEvent>,
+}
+
+impl Summary {
+    /// The totals of `history`, a run of `spec`.
+    pub fn of(history: &History, plan: &Plan, spec: &ClusterSpec) -> Summary {
+        let mut s = Summary::default();
+        let entries = history.entries();
+        let ids = history.broker_ids();
+        let mut publishes: BTreeMap<u64, Publish> = BTreeMap::new();
+        let mut subs: BTreeMap<(u64, SubIndex), PerSub> = BTreeMap::new();
+        let auto = |e: &Entry| {
+            plan.consumer(e.process)
+                .and_then(|c| spec.consumers.get(c.spec))
+                .is_some_and(|c| c.ack_mode == AckMode::Auto)
+        };
+        for e in entries {
+            match e.what {
+                What::Invoke {
+                    op: Op::Publish,
+                    msg,
+                    ..
+                } => {
+                    let destination = plan.producer(e.process).map_or(u16::MAX, |p| p.destination);
+                    publishes.entry(msg).or_insert(Publish {
+                        destination,
+                        ..Publish::default()
+                    });
+                }
+                What::Ok {
+                    op: Op::Publish,
+                    msg,
+                    ..
+                } => {
+                    publishes.entry(msg).or_default().ok = true;
+                }
+                What::Failed {
+                    op: Op::Publish,
+                    msg,
+                    completion,
+                    ..
+                } => {
+                    if completion == Completion::Info {
+                        s.indeterminate_attempts += 1;
+                        publishes.entry(msg).or_default().info = true;
+                    }
+                }
+                What::Ok {
+                    op: Op::Ack,
+                    msg,
+                    invoke,
+                    ..
+                } => {
+                    if let Some(Entry {
+                        what: What::Invoke { sub, .. },
+                        ..
+                    }) = entries.get(invoke as usize)
+                    {
+                        subs.entry((msg, *sub)).or_default().completed = true;
+                    }
+                }
+                What::Deliver { msg, sub, .. } => {
+                    s.deliveries += 1;
+                    if msg == NO_MSG || !publishes.contains_key(&msg) {
+                        s.unexpected += 1;
+                    }
+                    subs.entry((msg, sub)).or_default().deliveries += 1;
+                }
+                What::Effect { msg, sub, applied } => {
+                    let per = subs.entry((msg, sub)).or_default();
+                    if applied {
+                        per.effects += 1;
+                    }
+                    if auto(e) {
+                        per.completed = true;
+                    }
+                }
+                What::Broker {
+                    event,
+                    msg,
+                    broker_msg,
+                    sub,
+                    ..
+                } => {
+                    let msg = if msg == NO_MSG {
+                        ids.get(&broker_msg).copied().unwrap_or(NO_MSG)
+                    } else {
+                        msg
+                    };
+                    if event == BrokerEvent::Acked {
+                        subs.entry((msg, sub)).or_default().completed = true;
+                    } else if event.is_final_discard() {
+                        subs.entry((msg, sub)).or_default().discarded = Some(event);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut delivered = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        for (&(msg, _), per) in &subs {
+            if per.deliveries > 0 {
+                delivered.insert(msg);
+            }
+            if per.deliveries > 0 || per.discarded.is_some() {
+                seen.insert(msg);
+            }
+            s.duplicates += u64::from(per.deliveries.saturating_sub(1));
+            s.duplicate_effects += u64::from(per.effects.saturating_sub(1));
+            s.completed += u64::from(per.completed);
+            match per.discarded {
+                Some(BrokerEvent::DeadLettered) => s.dead_lettered += 1,
+                Some(BrokerEvent::Expired) => s.expired += 1,
+                Some(_) => s.dropped += 1,
+                None => {}
+            }
+        }
+        s.delivered = delivered.len() as u64;
+        for (&msg, p) in &publishes {
+            s.published += 1;
+            if p.ok {
+                s.confirmed += 1;
+                let finished = |sub: &SubIndex| {
+                    subs.get(&(msg, *sub))
+                        .is_some_and(|x| x.completed || x.discarded.is_some())
+                };
+                if !plan.subs_of(p.destination).iter().all(finished) {
+                    s.lost += 1;
+                    if s.lost_ids.len() < LOST_IDS_SHOWN {
+                        s.lost_ids.push(msg);
+                    }
+                }
+            } else if p.info {
+                s.indeterminate += 1;
+                s.recovered += u64::from(seen.contains(&msg));
+            } else {
+                s.failed += 1;
+            }
+        }
+        s
+    }
+}
