@@ -1,0 +1,236 @@
+//! One established connection: the handshake that opens it, a writer task that sends every
+//! frame queued since its last write in one write, and a reader task that hands each response
+//! to the call waiting for it.
+//!
+//! Both tasks are local (`spawn_local`): the client is single-threaded by design, because the
+//! simulator runs every host on one thread and determinism forbids real threads anyway.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use mqsim_broker::{BrokerError, Command, Reply};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{Notify, oneshot};
+use tokio::task::AbortHandle;
+
+use super::ClientStats;
+use crate::net::Connector;
+use crate::wire::{ClientFrame, FrameReader, PROTOCOL_VERSION, ServerFrame, WireError, encode};
+
+/// What became of a queued request.
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// The broker answered.
+    Reply(Result<Reply, BrokerError>),
+    /// The connection ended after the request was handed to the writer: it may or may not have
+    /// reached the broker.
+    Lost(String),
+    /// The connection ended while the request was still in the outbox: no byte of it left
+    /// this process, so it definitely did not happen.
+    NotSent(String),
+}
+
+/// The two halves of a connection that has completed the handshake.
+pub(super) type Halves<S> = (FrameReader<ReadHalf<S>>, WriteHalf<S>);
+
+/// Connects to `addr`, says `Hello` and waits for `Welcome`. Anything else, including
+/// `Goodbye`, is a failed attempt, described by the `Err` string.
+pub(super) async fn handshake<C: Connector>(
+    connector: &C,
+    addr: &str,
+    name: &str,
+) -> Result<Halves<C::Stream>, String> {
+    let stream = connector
+        .connect(addr)
+        .await
+        .map_err(|e| format!("connecting to {addr} failed: {e}"))?;
+    let (read, mut write) = tokio::io::split(stream);
+    let hello = ClientFrame::Hello {
+        version: PROTOCOL_VERSION,
+        client: name.to_owned(),
+    };
+    let mut out = Vec::new();
+    encode(&hello, &mut out).map_err(|e| format!("cannot encode Hello: {e}"))?;
+    write
+        .write_all(&out)
+        .await
+        .map_err(|e| format!("sending Hello to {addr} failed: {e}"))?;
+    let mut frames = FrameReader::new(read);
+    match frames.next::<ServerFrame>().await {
+        Ok(Some(ServerFrame::Welcome { .. })) => Ok((frames, write)),
+        Ok(Some(ServerFrame::Goodbye { reason })) => {
+            Err(format!("{addr} refused the handshake: {reason}"))
+        }
+        Ok(Some(ServerFrame::Response { id, .. })) => Err(format!(
+            "{addr} answered Hello with a response to request {id}"
+        )),
+        Ok(None) => Err(format!("{addr} closed the connection during the handshake")),
+        Err(e) => Err(format!("handshake with {addr} failed: {e}")),
+    }
+}
+
+/// The state the calls and the two tasks of one connection share.
+#[derive(Debug)]
+pub(super) struct Conn {
+    /// Encoded frames not yet taken by the writer.
+    outbox: RefCell<Vec<u8>>,
+    /// The id of the last request put in the outbox.
+    last_queued: Cell<Option<u64>>,
+    /// The id of the last request the writer has taken from the outbox (and so may have sent).
+    /// Ids only grow, so every pending request at or below it may have left this process.
+    last_taken: Cell<Option<u64>>,
+    /// Calls waiting for an answer, by request id. A `BTreeMap` so that teardown completes them
+    /// in id order, whatever the hasher.
+    pending: RefCell<BTreeMap<u64, oneshot::Sender<Answer>>>,
+    /// Wakes the writer when the outbox gains a frame.
+    wake_writer: Notify,
+    closed: Cell<bool>,
+    tasks: RefCell<Vec<AbortHandle>>,
+    stats: Rc<RefCell<ClientStats>>,
+}
+
+impl Conn {
+    /// Starts the writer and reader tasks of a connection that completed its handshake.
+    pub(super) fn start<S>((frames, write): Halves<S>, stats: Rc<RefCell<ClientStats>>) -> Rc<Self>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
+        let conn = Rc::new(Conn {
+            outbox: RefCell::new(Vec::new()),
+            last_queued: Cell::new(None),
+            last_taken: Cell::new(None),
+            pending: RefCell::new(BTreeMap::new()),
+            wake_writer: Notify::new(),
+            closed: Cell::new(false),
+            tasks: RefCell::new(Vec::new()),
+            stats,
+        });
+        let writer = tokio::task::spawn_local(write_loop(conn.clone(), write));
+        let reader = tokio::task::spawn_local(read_loop(conn.clone(), frames));
+        // Neither task has run yet (they only run when the caller yields), so both handles are
+        // in place before anything can call `close`.
+        conn.tasks
+            .borrow_mut()
+            .extend([writer.abort_handle(), reader.abort_handle()]);
+        conn
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Puts request `id` in the outbox and returns where its answer will arrive. Fails only
+    /// when the request cannot be encoded (it is too large), in which case nothing was queued.
+    pub(super) fn queue(
+        &self,
+        id: u64,
+        command: Command,
+    ) -> Result<oneshot::Receiver<Answer>, WireError> {
+        debug_assert!(
+            !self.is_closed(),
+            "requests are only queued on open connections"
+        );
+        // Encoded apart and then appended, because `encode` may leave its buffer empty when
+        // serialisation fails, and the outbox holds other calls' frames.
+        let mut frame = Vec::new();
+        encode(&ClientFrame::Request { id, command }, &mut frame)?;
+        self.outbox.borrow_mut().extend_from_slice(&frame);
+        self.last_queued.set(Some(id));
+        let (tx, rx) = oneshot::channel();
+        self.pending.borrow_mut().insert(id, tx);
+        self.wake_writer.notify_one();
+        Ok(rx)
+    }
+
+    /// Stops waiting for request `id`: a response that arrives later is dropped.
+    pub(super) fn forget(&self, id: u64) {
+        self.pending.borrow_mut().remove(&id);
+    }
+
+    /// Tears the connection down: every pending call gets `Lost` or `NotSent` with `reason`,
+    /// and both tasks stop, which drops the stream. `lost` says whether this counts as a lost
+    /// connection (it does not when the client itself is dropped). Closing twice does nothing.
+    pub(super) fn close(&self, reason: &str, lost: bool) {
+        if self.closed.replace(true) {
+            return;
+        }
+        if lost {
+            self.stats.borrow_mut().connections_lost += 1;
+        }
+        *self.outbox.borrow_mut() = Vec::new();
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        let last_taken = self.last_taken.get();
+        for (id, tx) in pending {
+            let answer = if last_taken.is_some_and(|taken| id <= taken) {
+                Answer::Lost(reason.to_owned())
+            } else {
+                Answer::NotSent(format!("the connection ended before it was sent: {reason}"))
+            };
+            // The call may have given up already; then nobody needs the answer.
+            let _ = tx.send(answer);
+        }
+        // A task may be closing its own connection here; aborting itself takes effect when it
+        // next yields, and it returns right after this call anyway.
+        for task in self.tasks.take() {
+            task.abort();
+        }
+    }
+
+    fn complete(&self, id: u64, result: Result<Reply, BrokerError>) {
+        // No entry means the call timed out or was dropped: the late answer is not wanted.
+        let waiting = self.pending.borrow_mut().remove(&id);
+        if let Some(tx) = waiting {
+            let _ = tx.send(Answer::Reply(result));
+        }
+    }
+}
+
+/// Sends everything in the outbox, one write per wake-up, until the connection closes.
+///
+/// The simulator charges per write and per tick, not per byte, so the writer takes the whole
+/// outbox at once: every call that queued a frame before the writer ran shares one write.
+async fn write_loop<W: AsyncWrite + Unpin>(conn: Rc<Conn>, mut write: W) {
+    let mut batch = Vec::new();
+    loop {
+        // Let every task that is ready in this pass of the scheduler queue its frame first, so
+        // that a burst of calls woken together (for instance by a connection coming up) shares
+        // one write instead of the first caller's frame going out alone.
+        tokio::task::yield_now().await;
+        std::mem::swap(&mut *conn.outbox.borrow_mut(), &mut batch);
+        if batch.is_empty() {
+            conn.wake_writer.notified().await;
+            continue;
+        }
+        conn.last_taken.set(conn.last_queued.get());
+        let written = async {
+            write.write_all(&batch).await?;
+            write.flush().await
+        }
+        .await;
+        if let Err(e) = written {
+            conn.close(&format!("write failed: {e}"), true);
+            return;
+        }
+        // Keep the allocation for the next batch.
+        batch.clear();
+    }
+}
+
+/// Hands responses to the calls waiting for them until the connection ends, then closes it.
+async fn read_loop<R: AsyncRead + Unpin>(conn: Rc<Conn>, mut frames: FrameReader<R>) {
+    let reason = loop {
+        match frames.next::<ServerFrame>().await {
+            Ok(Some(ServerFrame::Response { id, result })) => conn.complete(id, result),
+            Ok(Some(ServerFrame::Goodbye { reason })) => {
+                break format!("the server said goodbye: {reason}");
+            }
+            Ok(Some(ServerFrame::Welcome { .. })) => {
+                break "protocol error: a second Welcome".to_owned();
+            }
+            Ok(None) => break "the server closed the connection".to_owned(),
+            Err(e) => break format!("read failed: {e}"),
+        }
+    };
+    conn.close(&reason, true);
+}
