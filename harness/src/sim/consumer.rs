@@ -20,7 +20,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::control::Control;
-use super::history::{Completion, NO_KEY, Op};
+use super::history::{Call, Completion, Op};
 use super::ids::{self, NO_MSG};
 use super::plan::ConsumerSlot;
 use super::spec::{ConsumerSpec, Processing};
@@ -69,15 +69,9 @@ impl<D: DriverExt> Consumer<D> {
     async fn receive(&mut self) -> Vec<(Delivery, u64, bool)> {
         let p = self.slot.process;
         self.control.wait_unpaused(p).await;
-        let invoke = self.control.history.borrow_mut().invoke(
-            self.control.now(),
-            p,
-            Op::Receive,
-            NO_MSG,
-            NO_KEY,
-            self.slot.sub,
-            0,
-        );
+        let now = self.control.now();
+        let call = Call::receive(self.slot.sub);
+        let invoke = self.control.history.borrow_mut().invoke(now, p, call);
         let outcome = self
             .driver
             .receive(
@@ -94,6 +88,9 @@ impl<D: DriverExt> Consumer<D> {
         match outcome {
             Outcome::Ok(deliveries) => {
                 h.ok(now, invoke, NO_MSG, 0, 0, deliveries.len() as u32);
+                if !deliveries.is_empty() {
+                    self.control.delivered(now);
+                }
                 let busy = &self.control.proc(p).busy;
                 busy.set(busy.get() + deliveries.len() as u32);
                 deliveries
@@ -160,18 +157,12 @@ impl<D: DriverExt> Consumer<D> {
     }
 
     /// Records an ack or nack around its call.
-    async fn settle(&self, op: Op, msg: u64, call: impl Future<Output = Outcome<()>>) {
+    async fn settle(&self, op: Op, msg: u64, request: impl Future<Output = Outcome<()>>) {
         let p = self.slot.process;
-        let invoke = self.control.history.borrow_mut().invoke(
-            self.control.now(),
-            p,
-            op,
-            msg,
-            NO_KEY,
-            self.slot.sub,
-            0,
-        );
-        let outcome = call.await;
+        let now = self.control.now();
+        let call = Call::settle(op, msg, self.slot.sub);
+        let invoke = self.control.history.borrow_mut().invoke(now, p, call);
+        let outcome = request.await;
         let now = self.control.now();
         let mut h = self.control.history.borrow_mut();
         match outcome {

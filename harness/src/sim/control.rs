@@ -66,6 +66,7 @@ pub struct Control {
     pub broker: BrokerSlot,
     procs: Vec<ProcState>,
     fault_phase: Cell<bool>,
+    last_delivery: Cell<Time>,
     crash_requests: RefCell<Vec<CrashRequest>>,
     sinks: Vec<RefCell<BTreeSet<u64>>>,
     /// Directed links that lose everything (`from`, `to`); only the local transport reads it,
@@ -90,6 +91,7 @@ impl Control {
             broker: RefCell::new(None),
             procs,
             fault_phase: Cell::new(true),
+            last_delivery: Cell::new(Time::ZERO),
             crash_requests: RefCell::new(Vec::new()),
             sinks,
             cuts: RefCell::new(BTreeSet::new()),
@@ -191,6 +193,16 @@ impl Control {
         self.proc(p).busy.set(0);
     }
 
+    /// Notes that a consumer got messages at `at`.
+    pub fn delivered(&self, at: Time) {
+        self.last_delivery.set(self.last_delivery.get().max(at));
+    }
+
+    /// When a consumer last got messages.
+    pub fn last_delivery(&self) -> Time {
+        self.last_delivery.get()
+    }
+
     /// Whether any actor has work in hand.
     pub fn any_busy(&self) -> bool {
         self.procs.iter().any(|p| p.busy.get() > 0)
@@ -210,5 +222,11 @@ impl HistorySink {
                 .borrow_mut()
                 .broker_events(events, &self.0.plan);
         }
+    }
+}
+
+impl crate::server::EventSink for HistorySink {
+    fn record(&self, events: Vec<mqsim_broker::Event>) {
+        self.record_events(events);
     }
 }

@@ -179,6 +179,56 @@ pub enum What {
     },
 }
 
+/// What an invoke names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    /// The operation.
+    pub op: Op,
+    /// The message, or [`NO_MSG`].
+    pub msg: u64,
+    /// The key, or [`NO_KEY`].
+    pub key: u32,
+    /// The subscription, or [`NO_SUB`].
+    pub sub: SubIndex,
+    /// A publish's intended send time.
+    pub intended_ns: u64,
+}
+
+impl Call {
+    /// Publishing message `msg`, meant to be sent at `intended_ns`.
+    pub fn publish(msg: u64, key: u32, intended_ns: u64) -> Self {
+        Call {
+            op: Op::Publish,
+            msg,
+            key,
+            sub: NO_SUB,
+            intended_ns,
+        }
+    }
+
+    /// Receiving from subscription `sub`.
+    pub fn receive(sub: SubIndex) -> Self {
+        Call {
+            op: Op::Receive,
+            msg: NO_MSG,
+            key: NO_KEY,
+            sub,
+            intended_ns: 0,
+        }
+    }
+
+    /// Acking or nacking message `msg` of subscription `sub`.
+    pub fn settle(op: Op, msg: u64, sub: SubIndex) -> Self {
+        Call {
+            op,
+            msg,
+            key: NO_KEY,
+            sub,
+            intended_ns: 0,
+        }
+    }
+}
+
 /// One history entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
@@ -243,22 +293,13 @@ impl History {
     }
 
     /// Records an invoke and returns its handle for the completion.
-    pub fn invoke(
-        &mut self,
-        at: Time,
-        process: Process,
-        op: Op,
-        msg: u64,
-        key: u32,
-        sub: SubIndex,
-        intended_ns: u64,
-    ) -> u32 {
+    pub fn invoke(&mut self, at: Time, process: Process, call: Call) -> u32 {
         let what = What::Invoke {
-            op,
-            msg,
-            key,
-            sub,
-            intended_ns,
+            op: call.op,
+            msg: call.msg,
+            key: call.key,
+            sub: call.sub,
+            intended_ns: call.intended_ns,
         };
         let i = self.push(at, process, what);
         self.open.insert(i);
@@ -834,8 +875,8 @@ mod tests {
     #[test]
     fn completions_close_invokes_once_and_crashes_close_the_rest() {
         let mut h = History::new();
-        let a = h.invoke(Time(1), 3, Op::Publish, 7, NO_KEY, 0, 0);
-        let b = h.invoke(Time(2), 3, Op::Publish, 8, NO_KEY, 0, 0);
+        let a = h.invoke(Time(1), 3, Call::publish(7, NO_KEY, 0));
+        let b = h.invoke(Time(2), 3, Call::publish(8, NO_KEY, 0));
         h.ok(Time(3), a, 100, 0, 0, 0);
         h.ok(Time(4), a, 100, 0, 0, 0);
         h.crashed(Time(5), 3);

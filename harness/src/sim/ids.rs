@@ -66,10 +66,17 @@ pub fn key_number(key: &str) -> Option<u32> {
 
 /// The random stream of `process` in its `incarnation` (0 for the first start) of a run.
 pub fn rng(seed: u64, process: u16, incarnation: u32) -> ChaCha8Rng {
+    stream(seed, process, incarnation, 0)
+}
+
+/// Stream number `n` of `process` in its `incarnation`: the actor's own draws are stream 0;
+/// the clients it makes (their reconnect jitter) take streams from 1 on.
+pub fn stream(seed: u64, process: u16, incarnation: u32, n: u32) -> ChaCha8Rng {
     let mut s = [0u8; 32];
     s[..8].copy_from_slice(&seed.to_le_bytes());
     s[8..10].copy_from_slice(&process.to_le_bytes());
     s[12..16].copy_from_slice(&incarnation.to_le_bytes());
+    s[24..28].copy_from_slice(&n.to_le_bytes());
     // A fixed tag keeps these streams apart from any other use of the same seed.
     s[16..24].copy_from_slice(b"mqsimact");
     ChaCha8Rng::from_seed(s)

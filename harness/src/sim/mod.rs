@@ -9,7 +9,8 @@
 //! * [`spec`]: the cluster description and its bounds; [`plan`]: process and subscription
 //!   numbering derived from it.
 //! * [`producer`], [`consumer`]: the workload actors, written against [`crate::driver`] only.
-//! * [`local`]: an in-process transport (no network), for fast runs and unit tests.
+//! * [`hosts`]: the broker host (the server over turmoil TCP) and the actors' clients;
+//!   [`local`]: an in-process transport (no network), for fast runs and unit tests.
 //! * [`nemesis`]: the fault schedule and how loss is modelled; [`run`]: the phases.
 //! * [`history`]: the record and its JSON Lines form; [`summary`]: the totals.
 //! * [`control`]: what the step loop and the hosts share; [`ids`]: message identity in
@@ -26,6 +27,7 @@
 pub mod consumer;
 pub mod control;
 pub mod history;
+pub mod hosts;
 pub mod ids;
 pub mod local;
 pub mod nemesis;

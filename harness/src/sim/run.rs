@@ -22,12 +22,11 @@ use mqsim_broker::{MemDisk, SharedDisk, Time};
 
 use super::control::Control;
 use super::history::{History, Phase, hex};
-use super::local::{self, LocalDriver};
+use super::hosts;
 use super::nemesis::Nemesis;
 use super::plan::Plan;
-use super::spec::{ClusterSpec, SpecError, Transport};
+use super::spec::{ClusterSpec, SpecError};
 use super::summary::Summary;
-use super::{consumer, producer};
 
 /// Simulated time between two checks of the drain condition.
 const DRAIN_CHECK_MS: u64 = 10;
@@ -100,12 +99,18 @@ pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, 
         // The step loop decides when the run ends; this only has to be out of the way.
         .simulation_duration(ms(spec.duration_ms + spec.drain_timeout_ms + 60_000));
     let mut sim = builder.build();
-    add_hosts(&mut sim, &control, &disk);
+    hosts::add(&mut sim, &control, &disk);
 
     let mut nemesis = Nemesis::new(&control, disk);
     let fault_end = Time::from_ms(spec.duration_ms);
     let deadline = fault_end.plus_ms(spec.drain_timeout_ms);
     let mut next_check = fault_end;
+    // Under auto acks the broker is done with a message once it sends it, so a quiet broker
+    // can still have deliveries on the wire. The drain ends only after a quiet spell long
+    // enough for any reply in flight to land: a round trip at the longest latency, and a tick
+    // for each host to run.
+    let settle = Duration::from_millis(2 * spec.network.max_latency_ms + 2 * spec.tick_ms);
+    let mut quiet_since: Option<Time> = None;
     let mut steps = 0u64;
     control.history.borrow_mut().phase(Time::ZERO, Phase::Fault);
     let mut in_fault_phase = true;
@@ -123,21 +128,33 @@ pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, 
         }
         if !in_fault_phase && now >= next_check {
             next_check = now.plus_ms(DRAIN_CHECK_MS);
-            match pending(&control, now) {
-                Ok(()) => {
+            let result = pending(&control, now);
+            quiet_since = match (&result, quiet_since) {
+                (Err(_), _) => None,
+                (Ok(()), Some(since)) if control.last_delivery() < since => Some(since),
+                (Ok(()), _) => Some(now),
+            };
+            let settled = quiet_since.is_some_and(|since| {
+                u128::from(now.as_nanos() - since.as_nanos()) >= settle.as_nanos()
+            });
+            match result {
+                Ok(()) if settled => {
                     control.history.borrow_mut().phase(now, Phase::Done);
                     break Drain::Finished {
                         after_ms: now.ms_since(fault_end),
                     };
                 }
-                Err(pending) if now >= deadline => {
+                result if now >= deadline => {
+                    let pending = result
+                        .err()
+                        .unwrap_or_else(|| vec!["deliveries may still be on the wire".to_owned()]);
                     control
                         .history
                         .borrow_mut()
                         .phase(now, Phase::DrainTimedOut);
                     break Drain::TimedOut { pending };
                 }
-                Err(_) => {}
+                _ => {}
             }
         }
         sim.step().map_err(|e| RunError::Sim(e.to_string()))?;
@@ -165,31 +182,6 @@ pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, 
         steps,
         end,
     })
-}
-
-/// Registers the broker and every actor as turmoil hosts. Hosts rather than clients, even for
-/// actors that never serve, because only hosts can be crashed and restarted.
-fn add_hosts(sim: &mut turmoil::Sim<'_>, control: &Rc<Control>, disk: &SharedDisk) {
-    match control.spec.transport {
-        Transport::Local | Transport::Network => {
-            let (c, d) = (control.clone(), disk.clone());
-            sim.host("broker", move || local::broker_host(c.clone(), d.clone()));
-            for &slot in &control.plan.producers {
-                let c = control.clone();
-                sim.host(control.plan.name(slot.process), move || {
-                    let driver = Rc::new(LocalDriver::new(c.clone(), slot.process));
-                    producer::run(c.clone(), slot, driver)
-                });
-            }
-            for &slot in &control.plan.consumers {
-                let c = control.clone();
-                sim.host(control.plan.name(slot.process), move || {
-                    let driver = Rc::new(LocalDriver::new(c.clone(), slot.process));
-                    consumer::run(c.clone(), slot, driver)
-                });
-            }
-        }
-    }
 }
 
 /// `Ok` when nothing is left to happen; otherwise what is still pending.

@@ -113,13 +113,11 @@ impl Summary {
                 What::Failed {
                     op: Op::Publish,
                     msg,
-                    completion,
+                    completion: Completion::Info,
                     ..
                 } => {
-                    if completion == Completion::Info {
-                        s.indeterminate_attempts += 1;
-                        publishes.entry(msg).or_default().info = true;
-                    }
+                    s.indeterminate_attempts += 1;
+                    publishes.entry(msg).or_default().info = true;
                 }
                 What::Ok {
                     op: Op::Ack,
