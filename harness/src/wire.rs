@@ -73,20 +73,18 @@ pub enum WireError {
 
 /// Appends one frame (length prefix and body) to `out`.
 pub fn encode<T: Serialize>(frame: &T, out: &mut Vec<u8>) -> Result<(), WireError> {
-    let start = out.len();
-    out.extend_from_slice(&[0; PREFIX_BYTES]);
-    let encoded = postcard::to_extend(frame, std::mem::take(out));
-    *out = encoded.map_err(|e| WireError::Malformed(e.to_string()))?;
-    let len = out.len() - start - PREFIX_BYTES;
-    if len > MAX_FRAME_BYTES {
-        out.truncate(start);
+    // Serialise into a buffer of its own, so that a frame that fails to serialise or is too
+    // large leaves `out` exactly as it was.
+    let body = postcard::to_allocvec(frame).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if body.len() > MAX_FRAME_BYTES {
         return Err(WireError::Oversize {
-            len,
+            len: body.len(),
             max: MAX_FRAME_BYTES,
         });
     }
-    // The bound above keeps `len` far below u32::MAX.
-    out[start..start + PREFIX_BYTES].copy_from_slice(&(len as u32).to_be_bytes());
+    // The bound above keeps the length far below u32::MAX.
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
     Ok(())
 }
 
