@@ -6,8 +6,8 @@
 //! the history (and its SHA-256, which identifies the run), the [`Summary`] counts, and whether
 //! the drain finished (liveness) apart from whether messages were lost (correctness).
 //!
-//! * [`spec`]: the cluster description and its bounds; [`plan`]: process and subscription
-//!   numbering derived from it.
+//! * [`spec`]: the cluster description and its bounds, checked by [`validate`]; [`plan`]:
+//!   process and subscription numbering derived from it.
 //! * [`producer`], [`consumer`]: the workload actors, written against [`crate::driver`] only.
 //! * [`hosts`]: the broker host (the server over turmoil TCP) and the actors' clients;
 //!   [`local`]: an in-process transport (no network), for fast runs and unit tests.
@@ -29,6 +29,7 @@ pub mod control;
 pub mod history;
 pub mod hosts;
 pub mod ids;
+pub mod jsonl;
 pub mod local;
 pub mod nemesis;
 pub mod plan;
@@ -36,6 +37,7 @@ pub mod producer;
 mod run;
 pub mod spec;
 pub mod summary;
+pub mod validate;
 
 pub use history::History;
 pub use local::LocalDriver;

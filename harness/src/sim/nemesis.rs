@@ -41,7 +41,8 @@ use turmoil::Sim;
 
 use super::control::Control;
 use super::plan::{BROKER, NEMESIS, Plan, Process};
-use super::spec::{SpecError, err, limits, range_f64, range_u64};
+use super::spec::limits;
+use super::validate::{SpecError, err, range_f64, range_u64};
 
 /// One fault of the schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,11 +21,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use mqsim_broker::{MemDisk, SharedDisk, Time};
 
 use super::control::Control;
-use super::history::{History, Phase, hex};
+use super::history::{History, Phase};
 use super::hosts;
+use super::jsonl::hex;
 use super::nemesis::Nemesis;
 use super::plan::Plan;
-use super::spec::{ClusterSpec, SpecError};
+use super::spec::{ClusterSpec, SpecError, limits};
 use super::summary::Summary;
 
 /// Simulated time between two checks of the drain condition.
@@ -77,6 +78,9 @@ pub enum RunError {
     /// A host's software failed.
     #[error("simulation failed: {0}")]
     Sim(String),
+    /// The run recorded more history entries than the limit allows.
+    #[error("the history exceeded {0} entries; shorten the run or lower the rates")]
+    HistoryFull(usize),
     /// The history could not be written.
     #[error("writing the history: {0}")]
     Io(#[from] std::io::Error),
@@ -157,13 +161,17 @@ pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, 
                 _ => {}
             }
         }
+        if control.history.borrow().entries().len() > limits::MAX_HISTORY_ENTRIES {
+            return Err(RunError::HistoryFull(limits::MAX_HISTORY_ENTRIES));
+        }
         sim.step().map_err(|e| RunError::Sim(e.to_string()))?;
         steps += 1;
     };
     let end = Time(u64::try_from(sim.elapsed().as_nanos()).unwrap_or(u64::MAX));
     drop(sim);
 
-    let history = control.history.borrow().clone();
+    // The hosts, which held the other references to the control, went with the simulation.
+    let history = std::mem::take(&mut *control.history.borrow_mut());
     let summary = Summary::of(&history, &control.plan, &control.spec);
     let (digest, history_bytes) = match history_path {
         Some(path) => {
