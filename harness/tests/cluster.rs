@@ -203,6 +203,79 @@ fn no_confirmed_message_is_lost_with_always_durability() {
 }
 
 #[test]
+fn every_kind_of_fault_heals_without_loss() {
+    let mut spec = cluster(17, Durability::Always);
+    let hosts = |h: &[&str]| h.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    spec.faults = vec![
+        fault(
+            100,
+            200,
+            Fault::Pause {
+                hosts: hosts(&["producer-1", "consumer-0"]),
+            },
+        ),
+        fault(
+            300,
+            300,
+            Fault::Hold {
+                a: hosts(&["consumers"]),
+                b: hosts(&["broker"]),
+            },
+        ),
+        fault(
+            600,
+            400,
+            Fault::Latency {
+                a: hosts(&["clients"]),
+                b: hosts(&["broker"]),
+                latency_ms: 40,
+            },
+        ),
+        // Inside the latency window, so the producer has publishes in flight.
+        fault(
+            800,
+            150,
+            Fault::Crash {
+                hosts: hosts(&["producer-0", "consumer-2"]),
+            },
+        ),
+        fault(
+            1100,
+            200,
+            Fault::Partition {
+                a: hosts(&["group:billing"]),
+                b: hosts(&["broker"]),
+                one_way: true,
+            },
+        ),
+        // No end: the heal ends it.
+        FaultSpec {
+            at_ms: 1800,
+            for_ms: None,
+            fault: Fault::Partition {
+                a: hosts(&["producer-1"]),
+                b: hosts(&["broker"]),
+                one_way: false,
+            },
+        },
+    ];
+    let r = go(spec);
+    let s = &r.summary;
+    assert!(r.drained(), "{:?}", r.drain);
+    assert_eq!(s.lost, 0, "{s:?}");
+    assert_eq!(s.unexpected, 0, "{s:?}");
+    check_publish_completions(&r);
+    let crashed = r.history.entries().iter().any(|e| {
+        matches!(
+            e.what,
+            What::Failed { completion: Completion::Info, error, .. }
+                if r.history.string(error) == "process crashed"
+        )
+    });
+    assert!(crashed, "the crashed producer had publishes in flight");
+}
+
+#[test]
 fn the_same_crash_loses_messages_with_no_durability() {
     let r = go(cluster(7, Durability::None));
     assert!(r.drained(), "{:?}", r.drain);
@@ -352,7 +425,8 @@ fn the_history_file_hashes_to_the_run_hash() {
         r#"{"time_ns":0,"process":"harness","type":"phase","phase":"fault"}"#
     );
     eprintln!(
-        "{} entries, {} bytes of JSON, {} bytes in memory ({} per entry)",
+        "{}: {} entries, {} bytes of JSON, {} bytes in memory ({} per entry)",
+        r.hash,
         r.history.entries().len(),
         r.history_bytes,
         r.history.memory_bytes(),

@@ -408,8 +408,9 @@ impl Nemesis {
             control.broker.borrow_mut().take();
             self.disk.lock().crash();
         }
-        control.crashed(now, p);
+        // The fault first, then what it did to the operations in flight, as Jepsen logs it.
         control.history.borrow_mut().nemesis(now, NEMESIS, text);
+        control.crashed(now, p);
         true
     }
 
