@@ -49,9 +49,14 @@ pub async fn run<D: DriverExt + 'static>(
             tokio::time::sleep(Duration::from_millis(c.spec.poll_interval_ms)).await;
             continue;
         }
+        // Acks and nacks go out as each message is done and are awaited together at the end
+        // of the batch: one round trip per batch rather than per message, and the next receive
+        // only once this batch is settled, so the prefetch stays a bound.
+        let mut settling = tokio::task::JoinSet::new();
         for (delivery, msg, poison) in batch {
-            c.handle(delivery, msg, poison).await;
+            c.handle(delivery, msg, poison, &mut settling).await;
         }
+        while settling.join_next().await.is_some() {}
     }
 }
 
@@ -64,7 +69,7 @@ struct Consumer<D> {
     id: ConsumerId,
 }
 
-impl<D: DriverExt> Consumer<D> {
+impl<D: DriverExt + 'static> Consumer<D> {
     /// One receive; its deliveries with the harness id and poison flag of each.
     async fn receive(&mut self) -> Vec<(Delivery, u64, bool)> {
         let p = self.slot.process;
@@ -112,21 +117,28 @@ impl<D: DriverExt> Consumer<D> {
         }
     }
 
-    /// Processes one message: work, effect, ack; or a nack when it fails.
-    async fn handle(&mut self, d: Delivery, msg: u64, poison: bool) {
+    /// Processes one message: work, effect, then the ack started in `settling`; or a nack
+    /// when it fails. The message stops counting as work in hand once it is settled.
+    async fn handle(
+        &mut self,
+        d: Delivery,
+        msg: u64,
+        poison: bool,
+        settling: &mut tokio::task::JoinSet<()>,
+    ) {
         let p = self.slot.process;
         let work = scale(
             sample(&self.spec.processing, &mut self.rng),
             self.control.slow_factor(p),
         );
-        tokio::time::sleep(work).await;
+        if !work.is_zero() {
+            tokio::time::sleep(work).await;
+        }
         self.control.wait_unpaused(p).await;
         let fails = poison || draw(&mut self.rng, self.spec.failure_probability);
+        let mut settle = None;
         if fails {
-            if let Some(receipt) = d.receipt {
-                let outcome = self.driver.nack(receipt, None);
-                self.settle(Op::Nack, msg, outcome).await;
-            }
+            settle = d.receipt.map(|r| (Op::Nack, r));
         } else {
             self.maybe_crash(self.spec.crash.before_effect_probability, "before effect")
                 .await;
@@ -147,29 +159,38 @@ impl<D: DriverExt> Consumer<D> {
                 "after effect, before ack",
             )
             .await;
-            if let (AckMode::Explicit, Some(receipt)) = (self.spec.ack_mode, d.receipt) {
-                let outcome = self.driver.ack(receipt);
-                self.settle(Op::Ack, msg, outcome).await;
+            if self.spec.ack_mode == AckMode::Explicit {
+                settle = d.receipt.map(|r| (Op::Ack, r));
             }
         }
-        let busy = &self.control.proc(p).busy;
-        busy.set(busy.get().saturating_sub(1));
-    }
-
-    /// Records an ack or nack around its call.
-    async fn settle(&self, op: Op, msg: u64, request: impl Future<Output = Outcome<()>>) {
-        let p = self.slot.process;
-        let now = self.control.now();
-        let call = Call::settle(op, msg, self.slot.sub);
-        let invoke = self.control.history.borrow_mut().invoke(now, p, call);
-        let outcome = request.await;
-        let now = self.control.now();
-        let mut h = self.control.history.borrow_mut();
-        match outcome {
-            Outcome::Ok(()) => h.ok(now, invoke, NO_MSG, 0, 0, 0),
-            Outcome::Fail(f) => h.failed(now, invoke, Completion::Fail, &f.to_string()),
-            Outcome::Info(i) => h.failed(now, invoke, Completion::Info, &i.to_string()),
-        }
+        let control = self.control.clone();
+        let Some((op, receipt)) = settle else {
+            done(&control, p);
+            return;
+        };
+        let driver = self.driver.clone();
+        let sub = self.slot.sub;
+        // The invoke is recorded now, in processing order; the task only waits for the answer.
+        let now = control.now();
+        let invoke = control
+            .history
+            .borrow_mut()
+            .invoke(now, p, Call::settle(op, msg, sub));
+        settling.spawn_local(async move {
+            let outcome = match op {
+                Op::Nack => driver.nack(receipt, None).await,
+                _ => driver.ack(receipt).await,
+            };
+            let now = control.now();
+            let mut h = control.history.borrow_mut();
+            match outcome {
+                Outcome::Ok(()) => h.ok(now, invoke, NO_MSG, 0, 0, 0),
+                Outcome::Fail(f) => h.failed(now, invoke, Completion::Fail, &f.to_string()),
+                Outcome::Info(i) => h.failed(now, invoke, Completion::Info, &i.to_string()),
+            }
+            drop(h);
+            done(&control, p);
+        });
     }
 
     /// With probability `p`, in the fault phase and within the crash budget, asks the step
@@ -187,6 +208,12 @@ impl<D: DriverExt> Consumer<D> {
             .request_crash(self.slot.process, self.spec.crash.restart_after_ms, why);
         std::future::pending::<()>().await;
     }
+}
+
+/// One message of `p`'s is finished with.
+fn done(control: &Control, p: super::plan::Process) {
+    let busy = &control.proc(p).busy;
+    busy.set(busy.get().saturating_sub(1));
 }
 
 /// A draw with probability `p`; no draw at all when `p` is zero, so that turning an option off
