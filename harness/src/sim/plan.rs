@@ -147,14 +147,18 @@ impl Plan {
         BROKER..self.processes.len() as Process
     }
 
-    /// The producer slot of a process, if it is a producer.
+    /// The producer slot of a process, if it is a producer. Producers have consecutive
+    /// process numbers right after the broker, so this is an index, not a search: it runs for
+    /// every history entry a summary or the file form looks at.
     pub fn producer(&self, p: Process) -> Option<&ProducerSlot> {
-        self.producers.iter().find(|s| s.process == p)
+        let i = usize::from(p).checked_sub(usize::from(BROKER) + 1)?;
+        self.producers.get(i)
     }
 
-    /// The consumer slot of a process, if it is a consumer.
+    /// The consumer slot of a process, if it is a consumer (they follow the producers).
     pub fn consumer(&self, p: Process) -> Option<&ConsumerSlot> {
-        self.consumers.iter().find(|s| s.process == p)
+        let i = usize::from(p).checked_sub(usize::from(BROKER) + 1 + self.producers.len())?;
+        self.consumers.get(i)
     }
 
     /// The subscription the broker calls (`destination`, `group`).
@@ -239,4 +243,73 @@ fn subscriptions(config: &BrokerConfig) -> (Vec<Sub>, Vec<Vec<SubIndex>>) {
         by_dest.push(mine);
     }
     (subs, by_dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::spec::{ConsumerSpec, ProducerSpec};
+    use mqsim_broker::{DestinationConfig, Durability, GroupConfig, StartPosition};
+
+    #[test]
+    fn processes_subscriptions_and_selectors() {
+        let topic = DestinationConfig {
+            groups: ["a", "b"]
+                .iter()
+                .map(|g| GroupConfig {
+                    name: (*g).into(),
+                    start: StartPosition::Earliest,
+                })
+                .collect(),
+            ..DestinationConfig::topic("t", &[])
+        };
+        let spec = ClusterSpec {
+            seed: 0,
+            tick_ms: 1,
+            duration_ms: 10,
+            drain_timeout_ms: 10,
+            transport: Default::default(),
+            network: Default::default(),
+            broker: BrokerConfig {
+                durability: Durability::Always,
+                destinations: vec![DestinationConfig::queue("q"), topic],
+            },
+            server: Default::default(),
+            client: Default::default(),
+            producers: vec![ProducerSpec {
+                count: 2,
+                destination: "t".into(),
+                ..ProducerSpec::default()
+            }],
+            consumers: vec![
+                ConsumerSpec {
+                    destination: "q".into(),
+                    ..ConsumerSpec::default()
+                },
+                ConsumerSpec {
+                    count: 2,
+                    destination: "t".into(),
+                    group: Some("b".into()),
+                    ..ConsumerSpec::default()
+                },
+            ],
+            faults: Vec::new(),
+        };
+        let plan = Plan::new(&spec);
+        assert_eq!(plan.name(3), "producer-0");
+        assert_eq!(plan.name(5), "consumer-0");
+        assert_eq!(plan.producer(4).map(|s| s.index), Some(1));
+        assert_eq!(plan.producer(5), None);
+        assert_eq!(plan.consumer(7).map(|s| (s.index, s.sub)), Some((2, 2)));
+        assert_eq!(plan.consumer(2), None);
+        assert_eq!(plan.subs_of(1), &[1, 2]);
+        assert_eq!(plan.sub_of(1, 1), 2);
+        assert_eq!(plan.sub_of(0, 1), NO_SUB);
+        assert_eq!(plan.select("group:b"), Some(vec![6, 7]));
+        assert_eq!(plan.select("group:q"), Some(vec![5]));
+        assert_eq!(plan.select("clients"), Some(vec![3, 4, 5, 6, 7]));
+        assert_eq!(plan.select("broker"), Some(vec![BROKER]));
+        assert_eq!(plan.select("nemesis"), None);
+        assert_eq!(plan.select("group:zzz"), None);
+    }
 }
