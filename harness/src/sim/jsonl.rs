@@ -16,20 +16,33 @@ use super::history::{BrokerEvent, Entry, History, NO_KEY, Op, What};
 use super::ids::NO_MSG;
 use super::plan::{Plan, SubIndex};
 
+/// Bytes gathered before they go to the writer and the hash together. serde_json writes a
+/// line in many small pieces, and hashing or writing each piece costs more than the bytes do.
+const CHUNK_BYTES: usize = 64 * 1024;
+
 /// Writes `history` to `out`; returns the SHA-256 of the bytes written and their number.
-pub fn write(history: &History, plan: &Plan, out: impl Write) -> io::Result<([u8; 32], u64)> {
+pub fn write(history: &History, plan: &Plan, mut out: impl Write) -> io::Result<([u8; 32], u64)> {
     let ids = history.broker_ids();
-    let mut w = HashingWriter {
-        inner: out,
-        hasher: Sha256::new(),
-        bytes: 0,
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    let mut chunk = Vec::with_capacity(CHUNK_BYTES + 1024);
+    let mut emit = |chunk: &mut Vec<u8>| -> io::Result<()> {
+        hasher.update(&chunk[..]);
+        out.write_all(chunk)?;
+        bytes += chunk.len() as u64;
+        chunk.clear();
+        Ok(())
     };
     for e in history.entries() {
-        serde_json::to_writer(&mut w, &line(history, e, plan, &ids))?;
-        w.write_all(b"\n")?;
+        serde_json::to_writer(&mut chunk, &line(history, e, plan, &ids))?;
+        chunk.push(b'\n');
+        if chunk.len() >= CHUNK_BYTES {
+            emit(&mut chunk)?;
+        }
     }
-    w.flush()?;
-    Ok((w.hasher.finalize().into(), w.bytes))
+    emit(&mut chunk)?;
+    out.flush()?;
+    Ok((hasher.finalize().into(), bytes))
 }
 
 fn line<'a>(history: &'a History, e: &Entry, plan: &'a Plan, ids: &BTreeMap<u64, u64>) -> Line<'a> {
@@ -234,26 +247,6 @@ struct Line<'a> {
     fault: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     phase: Option<&'static str>,
-}
-
-/// Passes bytes through and hashes exactly what passed.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// Lower-case hex of a digest.
