@@ -395,6 +395,33 @@ fn auto_acks_lose_what_fails_and_never_redeliver() {
 }
 
 #[test]
+fn producers_stop_after_their_count_or_their_duration() {
+    let mut spec = cluster(4, Durability::Always);
+    spec.transport = Transport::Local;
+    spec.faults.clear();
+    spec.producers = vec![
+        ProducerSpec {
+            destination: "orders".into(),
+            messages_per_s: 100.0,
+            messages: Some(50),
+            ..ProducerSpec::default()
+        },
+        ProducerSpec {
+            destination: "orders".into(),
+            messages_per_s: 100.0,
+            start_ms: 100,
+            duration_ms: Some(300),
+            ..ProducerSpec::default()
+        },
+    ];
+    let r = go(spec);
+    assert!(r.drained(), "{:?}", r.drain);
+    // 50, and one every 10 ms from 100 ms until before 400 ms.
+    assert_eq!(r.summary.published, 50 + 30, "{:?}", r.summary);
+    assert_eq!(r.summary.lost, 0);
+}
+
+#[test]
 fn invalid_specs_name_the_field() {
     let mut spec = cluster(1, Durability::Always);
     spec.producers[0].payload_bytes = 3;

@@ -39,7 +39,10 @@ pub async fn run<D: DriverExt + 'static>(
     let mut rng = ids::rng(control.spec.seed, p, state.incarnation.get());
     let keys = Keys::new(&spec.keys);
     let schedule = Schedule::new(&spec);
-    let end_ns = control.spec.duration_ms.saturating_mul(1_000_000);
+    let fault_end_ns = control.spec.duration_ms.saturating_mul(1_000_000);
+    let end_ns = spec.duration_ms.map_or(fault_end_ns, |d| {
+        fault_end_ns.min(spec.start_ms.saturating_add(d).saturating_mul(1_000_000))
+    });
     let limit = spec.messages.unwrap_or(u64::MAX);
     let destination: Rc<str> = spec.destination.as_str().into();
     let window = Arc::new(tokio::sync::Semaphore::new(spec.max_in_flight as usize));

@@ -171,8 +171,11 @@ pub struct ProducerSpec {
     pub start_ms: u64,
     /// Later rate changes, in increasing `at_ms` order; a rate of zero pauses the schedule.
     pub rate_changes: Vec<RateChange>,
-    /// Messages each host sends at most; unset, it publishes until the fault phase ends.
+    /// Messages each host sends at most; unset, no limit.
     pub messages: Option<u64>,
+    /// How long each host publishes from `start_ms`; unset, until the fault phase ends (which
+    /// stops every producer in any case).
+    pub duration_ms: Option<u64>,
     /// Message keys.
     pub keys: KeySpec,
     /// Payload size, at least [`super::ids::HEADER_BYTES`] for the message's identity.
@@ -197,6 +200,7 @@ impl Default for ProducerSpec {
             start_ms: 0,
             rate_changes: Vec::new(),
             messages: None,
+            duration_ms: None,
             keys: KeySpec::default(),
             payload_bytes: 32,
             poison_fraction: 0.0,

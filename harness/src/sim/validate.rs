@@ -167,6 +167,9 @@ impl ClusterSpec {
             )?;
             last = c.at_ms;
         }
+        if let Some(d) = p.duration_ms {
+            range_u64(&at("duration_ms"), d, 0, limits::MAX_DURATION_MS)?;
+        }
         if let Some(m) = p.messages {
             range_u64(&at("messages"), m, 0, limits::MAX_MESSAGES_PER_PRODUCER)?;
         }
