@@ -6,7 +6,9 @@
 //!    restarted, pause and slow windows ended. Producers stop publishing.
 //! 3. **Drain**, at most `drain_timeout_ms`: the run ends when nothing is left to happen:
 //!    every producer has finished, no actor has work in hand, and the broker has nothing
-//!    ready, delayed, leased or blocked in any subscription producers publish to. Confirmed
+//!    ready, delayed, leased or blocked in any subscription producers publish to, for long
+//!    enough that no reply can still be on the wire (a round trip at the longest latency,
+//!    without a consumer receiving anything meanwhile). Confirmed
 //!    messages that are not final by then are *lost* (a correctness failure, counted in the
 //!    summary). A drain that does not get there in time is a *liveness* failure, reported
 //!    separately, with what was still pending.
