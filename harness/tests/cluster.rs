@@ -469,3 +469,20 @@ fn the_history_file_hashes_to_the_run_hash() {
         std::mem::size_of::<mqsim_harness::sim::history::Entry>()
     );
 }
+
+#[test]
+fn the_hand_written_history_lines_are_what_serde_json_writes() {
+    // The whole schedule: a crash, a partition and a slow consumer give every kind of line.
+    let r = run(cluster(3, Durability::Always), None).unwrap();
+    let mut fast = Vec::new();
+    let mut reference = Vec::new();
+    let a = r.history.write_jsonl(&r.plan, &mut fast).unwrap();
+    let b =
+        mqsim_harness::sim::jsonl::write_via_serde(&r.history, &r.plan, &mut reference).unwrap();
+    assert_eq!(
+        String::from_utf8(fast).unwrap(),
+        String::from_utf8(reference).unwrap()
+    );
+    assert_eq!(a, b);
+    assert_eq!(mqsim_harness::sim::jsonl::hex(&a.0), r.hash);
+}

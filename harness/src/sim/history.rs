@@ -18,11 +18,12 @@
 //! the harness id is resolved from the confirms, deliveries and payload-carrying events
 //! recorded anywhere in the run ([`History::broker_ids`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use mqsim_broker::{DropReason, Event, EventKind, LeaseEnd, Time};
 
+use super::dense::BrokerIds;
 use super::ids::{self, NO_MSG};
 use super::plan::{NO_SUB, Plan, Process, SubIndex};
 
@@ -244,8 +245,8 @@ pub struct History {
     entries: Vec<Entry>,
     strings: Vec<String>,
     string_ids: BTreeMap<String, u32>,
-    /// Invokes without a completion yet, by entry index.
-    open: BTreeSet<u32>,
+    /// Invokes without a completion yet: a bit per entry index.
+    open: Vec<u64>,
 }
 
 impl History {
@@ -300,15 +301,21 @@ impl History {
             intended_ns: call.intended_ns,
         };
         let i = self.push(at, process, what);
-        self.open.insert(i);
+        let word = i as usize / 64;
+        if self.open.len() <= word {
+            self.open.resize(word + 1, 0);
+        }
+        self.open[word] |= 1 << (i % 64);
         i
     }
 
     /// The process, op and message of an open invoke; `None` once it completed (including when
     /// a crash closed it, so a completion that arrives afterwards is not recorded twice).
     fn take_open(&mut self, invoke: u32) -> Option<(Process, Op, u64)> {
-        if !self.open.remove(&invoke) {
-            return None;
+        let bit = 1u64 << (invoke % 64);
+        match self.open.get_mut(invoke as usize / 64) {
+            Some(word) if *word & bit != 0 => *word &= !bit,
+            _ => return None,
         }
         match self.entries.get(invoke as usize) {
             Some(Entry {
@@ -409,16 +416,21 @@ impl History {
     /// Closes every operation `process` has in flight with an `info`: it crashed, and whether
     /// they happened is unknown.
     pub fn crashed(&mut self, at: Time, process: Process) {
-        let mine: Vec<u32> = self
-            .open
-            .iter()
-            .copied()
-            .filter(|&i| {
-                self.entries
+        let mut mine = Vec::new();
+        for (w, &word) in self.open.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let i = (w * 64) as u32 + bits.trailing_zeros();
+                bits &= bits - 1;
+                if self
+                    .entries
                     .get(i as usize)
                     .is_some_and(|e| e.process == process)
-            })
-            .collect();
+                {
+                    mine.push(i);
+                }
+            }
+        }
         for i in mine {
             self.failed(at, i, Completion::Info, "process crashed");
         }
@@ -535,8 +547,8 @@ impl History {
     }
 
     /// Broker message id to harness message id, from every record that names both.
-    pub fn broker_ids(&self) -> BTreeMap<u64, u64> {
-        let mut map = BTreeMap::new();
+    pub fn broker_ids(&self) -> BrokerIds {
+        let mut map = BrokerIds::default();
         for e in &self.entries {
             let (msg, broker_msg) = match e.what {
                 What::Ok {
@@ -649,6 +661,6 @@ mod tests {
                 ..
             } if invoke == b
         ));
-        assert_eq!(h.broker_ids().get(&100), Some(&7));
+        assert_eq!(h.broker_ids().get(100), Some(7));
     }
 }

@@ -6,23 +6,58 @@
 //! carry no payload) are resolved here from the rest of the run. The SHA-256 of exactly these
 //! bytes identifies the run.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::dense::BrokerIds;
 use super::history::{BrokerEvent, Entry, History, NO_KEY, Op, What};
 use super::ids::NO_MSG;
 use super::plan::{Plan, SubIndex};
 
-/// Bytes gathered before they go to the writer and the hash together. serde_json writes a
-/// line in many small pieces, and hashing or writing each piece costs more than the bytes do.
+/// Bytes gathered before they go to the writer and the hash together: hashing or writing
+/// each line on its own costs more than the bytes do.
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Writes `history` to `out`; returns the SHA-256 of the bytes written and their number.
-pub fn write(history: &History, plan: &Plan, mut out: impl Write) -> io::Result<([u8; 32], u64)> {
-    let ids = history.broker_ids();
+pub fn write(history: &History, plan: &Plan, out: impl Write) -> io::Result<([u8; 32], u64)> {
+    write_with_ids(history, plan, &history.broker_ids(), out)
+}
+
+/// [`write`], given the history's [`History::broker_ids`].
+pub fn write_with_ids(
+    history: &History,
+    plan: &Plan,
+    ids: &BrokerIds,
+    out: impl Write,
+) -> io::Result<([u8; 32], u64)> {
+    write_lines(history, plan, ids, out, |line, chunk| {
+        line.write_json(chunk);
+        Ok(())
+    })
+}
+
+/// The same bytes as [`write`], each line formatted by serde_json instead: the reference the
+/// hand-written formatter is tested against.
+#[doc(hidden)]
+pub fn write_via_serde(
+    history: &History,
+    plan: &Plan,
+    out: impl Write,
+) -> io::Result<([u8; 32], u64)> {
+    write_lines(history, plan, &history.broker_ids(), out, |line, chunk| {
+        serde_json::to_writer(chunk, line).map_err(io::Error::from)
+    })
+}
+
+fn write_lines(
+    history: &History,
+    plan: &Plan,
+    ids: &BrokerIds,
+    mut out: impl Write,
+    mut format: impl FnMut(&Line<'_>, &mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<([u8; 32], u64)> {
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
     let mut chunk = Vec::with_capacity(CHUNK_BYTES + 1024);
@@ -34,7 +69,7 @@ pub fn write(history: &History, plan: &Plan, mut out: impl Write) -> io::Result<
         Ok(())
     };
     for e in history.entries() {
-        serde_json::to_writer(&mut chunk, &line(history, e, plan, &ids))?;
+        format(&line(history, e, plan, ids), &mut chunk)?;
         chunk.push(b'\n');
         if chunk.len() >= CHUNK_BYTES {
             emit(&mut chunk)?;
@@ -45,7 +80,7 @@ pub fn write(history: &History, plan: &Plan, mut out: impl Write) -> io::Result<
     Ok((hasher.finalize().into(), bytes))
 }
 
-fn line<'a>(history: &'a History, e: &Entry, plan: &'a Plan, ids: &BTreeMap<u64, u64>) -> Line<'a> {
+fn line<'a>(history: &'a History, e: &Entry, plan: &'a Plan, ids: &BrokerIds) -> Line<'a> {
     let mut l = Line {
         time_ns: e.at_ns,
         process: plan.name(e.process),
@@ -172,7 +207,7 @@ fn line<'a>(history: &'a History, e: &Entry, plan: &'a Plan, ids: &BTreeMap<u64,
                 l.epoch = Some(count);
             } else {
                 let resolved = if m == NO_MSG {
-                    ids.get(&broker_msg).copied()
+                    ids.get(broker_msg)
                 } else {
                     Some(m)
                 };
@@ -247,6 +282,131 @@ struct Line<'a> {
     fault: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     phase: Option<&'static str>,
+}
+
+impl Line<'_> {
+    /// Appends the line as compact JSON, byte for byte what serde_json writes for it (fields
+    /// in declaration order, absent ones left out).
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"time_ns\":");
+        put_u64(out, self.time_ns);
+        out.extend_from_slice(b",\"process\":");
+        put_str(out, self.process);
+        out.extend_from_slice(b",\"type\":");
+        put_str(out, self.kind);
+        if let Some(v) = self.op {
+            out.extend_from_slice(b",\"op\":");
+            put_str(out, v);
+        }
+        if let Some(v) = self.invoke {
+            out.extend_from_slice(b",\"invoke\":");
+            put_u64(out, v.into());
+        }
+        if let Some(v) = self.event {
+            out.extend_from_slice(b",\"event\":");
+            put_str(out, v);
+        }
+        if let Some(v) = self.msg {
+            out.extend_from_slice(b",\"msg\":");
+            put_u64(out, v);
+        }
+        if let Some(v) = self.broker_msg {
+            out.extend_from_slice(b",\"broker_msg\":");
+            put_u64(out, v);
+        }
+        if let Some(KeyName(k)) = self.key {
+            out.extend_from_slice(b",\"key\":\"k");
+            put_u64(out, k.into());
+            out.push(b'"');
+        }
+        if let Some(v) = self.destination {
+            out.extend_from_slice(b",\"destination\":");
+            put_str(out, v);
+        }
+        if let Some(v) = self.group {
+            out.extend_from_slice(b",\"group\":");
+            put_str(out, v);
+        }
+        if let Some(v) = self.partition {
+            out.extend_from_slice(b",\"partition\":");
+            put_u64(out, v.into());
+        }
+        if let Some(v) = self.offset {
+            out.extend_from_slice(b",\"offset\":");
+            put_u64(out, v);
+        }
+        if let Some(v) = self.delivery_count {
+            out.extend_from_slice(b",\"delivery_count\":");
+            put_u64(out, v.into());
+        }
+        if let Some(v) = self.count {
+            out.extend_from_slice(b",\"count\":");
+            put_u64(out, v.into());
+        }
+        if let Some(v) = self.intended_ns {
+            out.extend_from_slice(b",\"intended_ns\":");
+            put_u64(out, v);
+        }
+        if let Some(v) = self.duplicate {
+            out.extend_from_slice(b",\"duplicate\":");
+            put_bool(out, v);
+        }
+        if let Some(v) = self.poison {
+            out.extend_from_slice(b",\"poison\":");
+            put_bool(out, v);
+        }
+        if let Some(v) = self.applied {
+            out.extend_from_slice(b",\"applied\":");
+            put_bool(out, v);
+        }
+        if let Some(v) = self.epoch {
+            out.extend_from_slice(b",\"epoch\":");
+            put_u64(out, v.into());
+        }
+        if let Some(v) = self.error {
+            out.extend_from_slice(b",\"error\":");
+            put_str(out, v);
+        }
+        if let Some(v) = self.fault {
+            out.extend_from_slice(b",\"fault\":");
+            put_str(out, v);
+        }
+        if let Some(v) = self.phase {
+            out.extend_from_slice(b",\"phase\":");
+            put_str(out, v);
+        }
+        out.push(b'}');
+    }
+}
+
+fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+fn put_bool(out: &mut Vec<u8>, v: bool) {
+    out.extend_from_slice(if v { b"true" } else { b"false" });
+}
+
+/// A JSON string; anything serde_json would escape goes through serde_json.
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string into a vector cannot fail.
+        let _ = serde_json::to_writer(out, s);
+    }
 }
 
 /// Lower-case hex of a digest.

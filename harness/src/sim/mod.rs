@@ -27,6 +27,7 @@
 
 pub mod consumer;
 pub mod control;
+pub mod dense;
 pub mod history;
 pub mod hosts;
 pub mod ids;

@@ -25,7 +25,7 @@ use mqsim_broker::{MemDisk, SharedDisk, Time};
 use super::control::Control;
 use super::history::{History, Phase};
 use super::hosts;
-use super::jsonl::hex;
+use super::jsonl::{self, hex};
 use super::nemesis::Nemesis;
 use super::plan::Plan;
 use super::spec::{ClusterSpec, SpecError, limits};
@@ -174,13 +174,14 @@ pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, 
 
     // The hosts, which held the other references to the control, went with the simulation.
     let history = std::mem::take(&mut *control.history.borrow_mut());
-    let summary = Summary::of(&history, &control.plan, &control.spec);
+    let ids = history.broker_ids();
+    let summary = Summary::with_ids(&history, &control.plan, &control.spec, &ids);
     let (digest, history_bytes) = match history_path {
         Some(path) => {
             let file = std::io::BufWriter::new(std::fs::File::create(path)?);
-            history.write_jsonl(&control.plan, file)?
+            jsonl::write_with_ids(&history, &control.plan, &ids, file)?
         }
-        None => history.write_jsonl(&control.plan, std::io::sink())?,
+        None => jsonl::write_with_ids(&history, &control.plan, &ids, std::io::sink())?,
     };
     Ok(RunReport {
         hash: hex(&digest),

@@ -25,14 +25,13 @@
 //!   exactly-once).
 //! * **unexpected**: deliveries of messages nobody published (should be zero).
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use mqsim_broker::AckMode;
 use serde::Serialize;
 
+use super::dense::{BrokerIds, IdTable};
 use super::history::{BrokerEvent, Completion, Entry, History, Op, What};
 use super::ids::NO_MSG;
-use super::plan::{Plan, SubIndex};
+use super::plan::{Plan, Process, SubIndex};
 use super::spec::ClusterSpec;
 
 /// How many lost ids a summary lists.
@@ -64,6 +63,8 @@ pub struct Summary {
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Publish {
+    /// Whether any record named this message as published.
+    seen: bool,
     destination: u16,
     ok: bool,
     info: bool,
@@ -80,16 +81,29 @@ struct PerSub {
 impl Summary {
     /// The totals of `history`, a run of `spec`.
     pub fn of(history: &History, plan: &Plan, spec: &ClusterSpec) -> Summary {
+        Summary::with_ids(history, plan, spec, &history.broker_ids())
+    }
+
+    /// [`Summary::of`], given the history's [`History::broker_ids`].
+    pub fn with_ids(
+        history: &History,
+        plan: &Plan,
+        spec: &ClusterSpec,
+        ids: &BrokerIds,
+    ) -> Summary {
         let mut s = Summary::default();
         let entries = history.entries();
-        let ids = history.broker_ids();
-        let mut publishes: BTreeMap<u64, Publish> = BTreeMap::new();
-        let mut subs: BTreeMap<(u64, SubIndex), PerSub> = BTreeMap::new();
-        let auto = |e: &Entry| {
-            plan.consumer(e.process)
-                .and_then(|c| spec.consumers.get(c.spec))
-                .is_some_and(|c| c.ack_mode == AckMode::Auto)
-        };
+        let width = plan.subs.len();
+        let mut publishes: IdTable<Publish> = IdTable::new(32, 1);
+        let mut subs: IdTable<PerSub> = IdTable::new(32, width);
+        let auto: Vec<bool> = (0..plan.processes.len())
+            .map(|p| {
+                plan.consumer(p as Process)
+                    .and_then(|c| spec.consumers.get(c.spec))
+                    .is_some_and(|c| c.ack_mode == AckMode::Auto)
+            })
+            .collect();
+        let auto = |e: &Entry| auto.get(usize::from(e.process)).copied().unwrap_or(false);
         for e in entries {
             match e.what {
                 What::Invoke {
@@ -97,18 +111,21 @@ impl Summary {
                     msg,
                     ..
                 } => {
-                    let destination = plan.producer(e.process).map_or(u16::MAX, |p| p.destination);
-                    publishes.entry(msg).or_insert(Publish {
-                        destination,
-                        ..Publish::default()
-                    });
+                    let p = publishes.entry(msg, 0);
+                    if !p.seen {
+                        p.seen = true;
+                        p.destination =
+                            plan.producer(e.process).map_or(u16::MAX, |p| p.destination);
+                    }
                 }
                 What::Ok {
                     op: Op::Publish,
                     msg,
                     ..
                 } => {
-                    publishes.entry(msg).or_default().ok = true;
+                    let p = publishes.entry(msg, 0);
+                    p.seen = true;
+                    p.ok = true;
                 }
                 What::Failed {
                     op: Op::Publish,
@@ -117,7 +134,9 @@ impl Summary {
                     ..
                 } => {
                     s.indeterminate_attempts += 1;
-                    publishes.entry(msg).or_default().info = true;
+                    let p = publishes.entry(msg, 0);
+                    p.seen = true;
+                    p.info = true;
                 }
                 What::Ok {
                     op: Op::Ack,
@@ -130,18 +149,18 @@ impl Summary {
                         ..
                     }) = entries.get(invoke as usize)
                     {
-                        subs.entry((msg, *sub)).or_default().completed = true;
+                        subs.entry(msg, usize::from(*sub)).completed = true;
                     }
                 }
                 What::Deliver { msg, sub, .. } => {
                     s.deliveries += 1;
-                    if msg == NO_MSG || !publishes.contains_key(&msg) {
+                    if msg == NO_MSG || !publishes.get(msg, 0).is_some_and(|p| p.seen) {
                         s.unexpected += 1;
                     }
-                    subs.entry((msg, sub)).or_default().deliveries += 1;
+                    subs.entry(msg, usize::from(sub)).deliveries += 1;
                 }
                 What::Effect { msg, sub, applied } => {
-                    let per = subs.entry((msg, sub)).or_default();
+                    let per = subs.entry(msg, usize::from(sub));
                     if applied {
                         per.effects += 1;
                     }
@@ -157,27 +176,27 @@ impl Summary {
                     ..
                 } => {
                     let msg = if msg == NO_MSG {
-                        ids.get(&broker_msg).copied().unwrap_or(NO_MSG)
+                        ids.get(broker_msg).unwrap_or(NO_MSG)
                     } else {
                         msg
                     };
                     if event == BrokerEvent::Acked {
-                        subs.entry((msg, sub)).or_default().completed = true;
+                        subs.entry(msg, usize::from(sub)).completed = true;
                     } else if event.is_final_discard() {
-                        subs.entry((msg, sub)).or_default().discarded = Some(event);
+                        subs.entry(msg, usize::from(sub)).discarded = Some(event);
                     }
                 }
                 _ => {}
             }
         }
-        let mut delivered = BTreeSet::new();
-        let mut seen = BTreeSet::new();
-        for (&(msg, _), per) in &subs {
+        // Per message: bit 0 delivered somewhere, bit 1 seen (delivered or discarded).
+        let mut flags: IdTable<u8> = IdTable::new(32, 1);
+        for (msg, _, per) in subs.iter() {
             if per.deliveries > 0 {
-                delivered.insert(msg);
+                *flags.entry(msg, 0) |= 1;
             }
             if per.deliveries > 0 || per.discarded.is_some() {
-                seen.insert(msg);
+                *flags.entry(msg, 0) |= 2;
             }
             s.duplicates += u64::from(per.deliveries.saturating_sub(1));
             s.duplicate_effects += u64::from(per.effects.saturating_sub(1));
@@ -189,28 +208,34 @@ impl Summary {
                 None => {}
             }
         }
-        s.delivered = delivered.len() as u64;
-        for (&msg, p) in &publishes {
+        s.delivered = flags.iter().filter(|(_, _, f)| **f & 1 != 0).count() as u64;
+        let mut lost_ids = Vec::new();
+        for (msg, _, p) in publishes.iter() {
+            if !p.seen {
+                continue;
+            }
             s.published += 1;
             if p.ok {
                 s.confirmed += 1;
                 let finished = |sub: &SubIndex| {
-                    subs.get(&(msg, *sub))
+                    subs.get(msg, usize::from(*sub))
                         .is_some_and(|x| x.completed || x.discarded.is_some())
                 };
                 if !plan.subs_of(p.destination).iter().all(finished) {
                     s.lost += 1;
-                    if s.lost_ids.len() < LOST_IDS_SHOWN {
-                        s.lost_ids.push(msg);
-                    }
+                    lost_ids.push(msg);
                 }
             } else if p.info {
                 s.indeterminate += 1;
-                s.recovered += u64::from(seen.contains(&msg));
+                s.recovered += u64::from(flags.get(msg, 0).is_some_and(|f| f & 2 != 0));
             } else {
                 s.failed += 1;
             }
         }
+        // The table lists ids it could not keep densely last; the summary lists the lowest.
+        lost_ids.sort_unstable();
+        lost_ids.truncate(LOST_IDS_SHOWN);
+        s.lost_ids = lost_ids;
         s
     }
 }
