@@ -73,18 +73,24 @@ pub enum WireError {
 
 /// Appends one frame (length prefix and body) to `out`.
 pub fn encode<T: Serialize>(frame: &T, out: &mut Vec<u8>) -> Result<(), WireError> {
-    // Serialise into a buffer of its own, so that a frame that fails to serialise or is too
-    // large leaves `out` exactly as it was.
-    let body = postcard::to_allocvec(frame).map_err(|e| WireError::Malformed(e.to_string()))?;
-    if body.len() > MAX_FRAME_BYTES {
+    // Serialised straight after a placeholder prefix; a frame that fails to serialise or is
+    // too large is cut off again, which leaves `out` exactly as it was.
+    let start = out.len();
+    out.extend_from_slice(&[0; PREFIX_BYTES]);
+    if let Err(e) = postcard::to_io(frame, &mut *out) {
+        out.truncate(start);
+        return Err(WireError::Malformed(e.to_string()));
+    }
+    let len = out.len() - start - PREFIX_BYTES;
+    if len > MAX_FRAME_BYTES {
+        out.truncate(start);
         return Err(WireError::Oversize {
-            len: body.len(),
+            len,
             max: MAX_FRAME_BYTES,
         });
     }
     // The bound above keeps the length far below u32::MAX.
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&body);
+    out[start..start + PREFIX_BYTES].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(())
 }
 

@@ -131,11 +131,12 @@ impl Conn {
             !self.is_closed(),
             "requests are only queued on open connections"
         );
-        // Encoded apart and then appended, because `encode` may leave its buffer empty when
-        // serialisation fails, and the outbox holds other calls' frames.
-        let mut frame = Vec::new();
-        encode(&ClientFrame::Request { id, command }, &mut frame)?;
-        self.outbox.borrow_mut().extend_from_slice(&frame);
+        // Straight into the outbox: `encode` leaves it as it was when it fails, so the other
+        // calls' frames there are safe.
+        encode(
+            &ClientFrame::Request { id, command },
+            &mut self.outbox.borrow_mut(),
+        )?;
         self.last_queued.set(Some(id));
         let (tx, rx) = oneshot::channel();
         self.pending.borrow_mut().insert(id, tx);
