@@ -15,6 +15,8 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use mqsim_broker::{AckMode, ConsumerId, Delivery};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -23,6 +25,7 @@ use super::control::Control;
 use super::history::{Call, Completion, Op};
 use super::ids::{self, NO_MSG};
 use super::plan::ConsumerSlot;
+use super::producer::drive;
 use super::spec::{ConsumerSpec, Processing};
 use crate::driver::{DriverExt, Outcome};
 
@@ -52,11 +55,15 @@ pub async fn run<D: DriverExt + 'static>(
         // Acks and nacks go out as each message is done and are awaited together at the end
         // of the batch: one round trip per batch rather than per message, and the next receive
         // only once this batch is settled, so the prefetch stays a bound.
-        let mut settling = tokio::task::JoinSet::new();
+        // They are driven from this task while the next messages are processed.
+        let mut settling = FuturesUnordered::new();
         for (delivery, msg, poison) in batch {
-            c.handle(delivery, msg, poison, &mut settling).await;
+            let settle = drive(&mut settling, c.handle(delivery, msg, poison), usize::MAX).await;
+            if let Some(settle) = settle {
+                settling.push(settle);
+            }
         }
-        while settling.join_next().await.is_some() {}
+        while settling.next().await.is_some() {}
     }
 }
 
@@ -117,15 +124,15 @@ impl<D: DriverExt + 'static> Consumer<D> {
         }
     }
 
-    /// Processes one message: work, effect, then the ack started in `settling`; or a nack
-    /// when it fails. The message stops counting as work in hand once it is settled.
+    /// Processes one message: work, effect, then the ack, whose invoke is recorded here and
+    /// whose answer the returned future awaits; or a nack when it fails. The message stops
+    /// counting as work in hand once it is settled.
     async fn handle(
         &mut self,
         d: Delivery,
         msg: u64,
         poison: bool,
-        settling: &mut tokio::task::JoinSet<()>,
-    ) {
+    ) -> Option<impl Future<Output = ()> + use<D>> {
         let p = self.slot.process;
         let work = scale(
             sample(&self.spec.processing, &mut self.rng),
@@ -166,17 +173,17 @@ impl<D: DriverExt + 'static> Consumer<D> {
         let control = self.control.clone();
         let Some((op, receipt)) = settle else {
             done(&control, p);
-            return;
+            return None;
         };
         let driver = self.driver.clone();
         let sub = self.slot.sub;
-        // The invoke is recorded now, in processing order; the task only waits for the answer.
+        // The invoke is recorded now, in processing order; the future only waits for the answer.
         let now = control.now();
         let invoke = control
             .history
             .borrow_mut()
             .invoke(now, p, Call::settle(op, msg, sub));
-        settling.spawn_local(async move {
+        Some(async move {
             let outcome = match op {
                 Op::Nack => driver.nack(receipt, None).await,
                 _ => driver.ack(receipt).await,
@@ -190,7 +197,7 @@ impl<D: DriverExt + 'static> Consumer<D> {
             }
             drop(h);
             done(&control, p);
-        });
+        })
     }
 
     /// With probability `p`, in the fault phase and within the crash budget, asks the step

@@ -13,9 +13,10 @@
 //! attempted) and carries on with fresh sequence numbers, so an id is never reused.
 
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use mqsim_broker::{BrokerError, Confirm, PublishRequest};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -45,7 +46,9 @@ pub async fn run<D: DriverExt + 'static>(
     });
     let limit = spec.messages.unwrap_or(u64::MAX);
     let destination: Rc<str> = spec.destination.as_str().into();
-    let window = Arc::new(tokio::sync::Semaphore::new(spec.max_in_flight as usize));
+    let window = (spec.max_in_flight as usize).max(1);
+    // The publishes in flight, driven from this task rather than one task each.
+    let mut in_flight = FuturesUnordered::new();
 
     let (mut seq, mut intended) = match state.cursor.get() {
         (0, 0) => (0, schedule.first()),
@@ -60,14 +63,14 @@ pub async fn run<D: DriverExt + 'static>(
     state.cursor.set((seq, intended));
 
     while seq < limit && intended < end_ns && control.in_fault_phase() {
-        let now = control.now().as_nanos();
-        if intended > now {
-            tokio::time::sleep(Duration::from_nanos(intended - now)).await;
-        }
-        control.wait_unpaused(p).await;
-        let Ok(permit) = window.clone().acquire_owned().await else {
-            break;
+        let due = async {
+            let now = control.now().as_nanos();
+            if intended > now {
+                tokio::time::sleep(Duration::from_nanos(intended - now)).await;
+            }
+            control.wait_unpaused(p).await;
         };
+        drive(&mut in_flight, due, window).await;
         if !control.in_fault_phase() {
             break;
         }
@@ -94,22 +97,46 @@ pub async fn run<D: DriverExt + 'static>(
             rng: ChaCha8Rng::seed_from_u64(rng.random()),
         };
         state.busy.set(state.busy.get() + 1);
-        tokio::task::spawn_local(async move {
+        in_flight.push(async move {
             let control = attempt.control.clone();
             attempt.publish(request).await;
             let busy = &control.proc(p).busy;
             busy.set(busy.get().saturating_sub(1));
-            drop(permit);
         });
         seq += 1;
         intended = schedule.next(intended);
         state.cursor.set((seq, intended));
     }
     state.finished.set(true);
-    // Returning would end the host's software, and turmoil would stop running the publishes
-    // still in flight; stay until the simulation ends.
+    while in_flight.next().await.is_some() {}
+    // Returning would end the host's software; stay until the simulation ends.
     std::future::pending::<()>().await;
     Ok(())
+}
+
+/// Awaits `due` while driving the calls `in_flight`, then waits, still driving them, until
+/// fewer than `window` are in flight; returns what `due` gave. Calls in flight are polled
+/// first, so a call pushed before this is started at once, as a task of its own would be.
+pub(super) async fn drive<T, F: Future<Output = ()>>(
+    in_flight: &mut FuturesUnordered<F>,
+    due: impl Future<Output = T>,
+    window: usize,
+) -> T {
+    let mut due = std::pin::pin!(due);
+    let mut out = None;
+    loop {
+        if in_flight.len() < window
+            && let Some(v) = out.take()
+        {
+            return v;
+        }
+        // Never both disabled: with `due` done, the window is full, so a call is in flight.
+        tokio::select! {
+            biased;
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            v = &mut due, if out.is_none() => out = Some(v),
+        }
+    }
 }
 
 /// One message's publish attempts.
