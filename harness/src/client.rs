@@ -293,7 +293,9 @@ impl<C: Connector + 'static> Driver for Client<C> {
             state.next_id += 1;
             state.next_id
         };
-        let answer = match conn.queue(id, command) {
+        // The timeout counts from queueing; the connection's sweeper enforces it.
+        let deadline = Instant::now() + Duration::from_millis(inner.config.request_timeout_ms);
+        let answer = match conn.queue(id, command, deadline) {
             Ok(answer) => answer,
             Err(e) => {
                 return Outcome::Fail(Failure::Unavailable(format!(
@@ -303,18 +305,17 @@ impl<C: Connector + 'static> Driver for Client<C> {
         };
         inner.stats.borrow_mut().requests += 1;
         let _forget = Forget { conn: &conn, id };
-        let limit = Duration::from_millis(inner.config.request_timeout_ms);
-        match timeout(limit, answer).await {
-            Ok(Ok(Answer::Reply(Ok(reply)))) => Outcome::Ok(reply),
-            Ok(Ok(Answer::Reply(Err(e)))) => Outcome::Fail(Failure::Broker(e)),
-            Ok(Ok(Answer::Lost(why))) => Outcome::Info(Indeterminate::ConnectionLost(why)),
-            Ok(Ok(Answer::NotSent(why))) => Outcome::Fail(Failure::Unavailable(why)),
+        match answer.await {
+            Ok(Answer::Reply(Ok(reply))) => Outcome::Ok(reply),
+            Ok(Answer::Reply(Err(e))) => Outcome::Fail(Failure::Broker(e)),
+            Ok(Answer::Lost(why)) => Outcome::Info(Indeterminate::ConnectionLost(why)),
+            Ok(Answer::NotSent(why)) => Outcome::Fail(Failure::Unavailable(why)),
             // The connection vanished without closing, which only happens when the runtime
             // running its tasks is torn down; the request may have been written.
-            Ok(Err(_)) => Outcome::Info(Indeterminate::ConnectionLost(
+            Err(_) => Outcome::Info(Indeterminate::ConnectionLost(
                 "the connection's tasks stopped".to_owned(),
             )),
-            Err(_) => {
+            Ok(Answer::TimedOut) => {
                 inner.stats.borrow_mut().timeouts += 1;
                 Outcome::Info(Indeterminate::Timeout)
             }

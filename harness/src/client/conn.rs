@@ -13,6 +13,7 @@ use mqsim_broker::{BrokerError, Command, Reply};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use super::ClientStats;
 use crate::net::Connector;
@@ -29,6 +30,8 @@ pub(super) enum Answer {
     /// The connection ended while the request was still in the outbox: no byte of it left
     /// this process, so it definitely did not happen.
     NotSent(String),
+    /// No answer came by the request's deadline.
+    TimedOut,
 }
 
 /// The two halves of a connection that has completed the handshake.
@@ -82,9 +85,13 @@ pub(super) struct Conn {
     last_taken: Cell<Option<u64>>,
     /// Calls waiting for an answer, by request id. A `BTreeMap` so that teardown completes them
     /// in id order, whatever the hasher.
-    pending: RefCell<BTreeMap<u64, oneshot::Sender<Answer>>>,
+    /// Each with its deadline: ids and deadlines grow together, so the first entry is the
+    /// next to expire.
+    pending: RefCell<BTreeMap<u64, (Instant, oneshot::Sender<Answer>)>>,
     /// Wakes the writer when the outbox gains a frame.
     wake_writer: Notify,
+    /// Wakes the timeout sweeper when a request is queued with nothing else pending.
+    wake_sweeper: Notify,
     closed: Cell<bool>,
     tasks: RefCell<Vec<AbortHandle>>,
     stats: Rc<RefCell<ClientStats>>,
@@ -102,17 +109,21 @@ impl Conn {
             last_taken: Cell::new(None),
             pending: RefCell::new(BTreeMap::new()),
             wake_writer: Notify::new(),
+            wake_sweeper: Notify::new(),
             closed: Cell::new(false),
             tasks: RefCell::new(Vec::new()),
             stats,
         });
         let writer = tokio::task::spawn_local(write_loop(conn.clone(), write));
         let reader = tokio::task::spawn_local(read_loop(conn.clone(), frames));
-        // Neither task has run yet (they only run when the caller yields), so both handles are
-        // in place before anything can call `close`.
-        conn.tasks
-            .borrow_mut()
-            .extend([writer.abort_handle(), reader.abort_handle()]);
+        let sweeper = tokio::task::spawn_local(sweep_loop(conn.clone()));
+        // No task has run yet (they only run when the caller yields), so the handles are in
+        // place before anything can call `close`.
+        conn.tasks.borrow_mut().extend([
+            writer.abort_handle(),
+            reader.abort_handle(),
+            sweeper.abort_handle(),
+        ]);
         conn
     }
 
@@ -120,12 +131,14 @@ impl Conn {
         self.closed.get()
     }
 
-    /// Puts request `id` in the outbox and returns where its answer will arrive. Fails only
+    /// Puts request `id` in the outbox and returns where its answer will arrive, at the latest
+    /// [`Answer::TimedOut`] at `deadline`. Fails only
     /// when the request cannot be encoded (it is too large), in which case nothing was queued.
     pub(super) fn queue(
         &self,
         id: u64,
         command: Command,
+        deadline: Instant,
     ) -> Result<oneshot::Receiver<Answer>, WireError> {
         debug_assert!(
             !self.is_closed(),
@@ -139,7 +152,12 @@ impl Conn {
         )?;
         self.last_queued.set(Some(id));
         let (tx, rx) = oneshot::channel();
-        self.pending.borrow_mut().insert(id, tx);
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            self.wake_sweeper.notify_one();
+        }
+        pending.insert(id, (deadline, tx));
+        drop(pending);
         self.wake_writer.notify_one();
         Ok(rx)
     }
@@ -162,7 +180,7 @@ impl Conn {
         *self.outbox.borrow_mut() = Vec::new();
         let pending = std::mem::take(&mut *self.pending.borrow_mut());
         let last_taken = self.last_taken.get();
-        for (id, tx) in pending {
+        for (id, (_, tx)) in pending {
             let answer = if last_taken.is_some_and(|taken| id <= taken) {
                 Answer::Lost(reason.to_owned())
             } else {
@@ -181,7 +199,7 @@ impl Conn {
     fn complete(&self, id: u64, result: Result<Reply, BrokerError>) {
         // No entry means the call timed out or was dropped: the late answer is not wanted.
         let waiting = self.pending.borrow_mut().remove(&id);
-        if let Some(tx) = waiting {
+        if let Some((_, tx)) = waiting {
             let _ = tx.send(Answer::Reply(result));
         }
     }
@@ -215,6 +233,36 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: Rc<Conn>, mut write: W) {
         }
         // Keep the allocation for the next batch.
         batch.clear();
+    }
+}
+
+/// Times out requests: one timer per connection, set for the first pending request's deadline,
+/// instead of one per call.
+async fn sweep_loop(conn: Rc<Conn>) {
+    loop {
+        let first = conn
+            .pending
+            .borrow()
+            .first_key_value()
+            .map(|(_, (d, _))| *d);
+        let Some(deadline) = first else {
+            conn.wake_sweeper.notified().await;
+            continue;
+        };
+        tokio::time::sleep_until(deadline).await;
+        let now = Instant::now();
+        loop {
+            let expired = {
+                let mut pending = conn.pending.borrow_mut();
+                match pending.first_entry() {
+                    Some(e) if e.get().0 <= now => Some(e.remove().1),
+                    _ => None,
+                }
+            };
+            let Some(tx) = expired else { break };
+            // The call may have given up already; then nobody needs the answer.
+            let _ = tx.send(Answer::TimedOut);
+        }
     }
 }
 
