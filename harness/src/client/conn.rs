@@ -1,8 +1,9 @@
 //! One established connection: the handshake that opens it, a writer task that sends every
 //! frame queued since its last write in one write, and a reader task that hands each response
-//! to the call waiting for it.
+//! to the call waiting for it, and a sweeper task that times out requests, sleeping until the
+//! first pending deadline.
 //!
-//! Both tasks are local (`spawn_local`): the client is single-threaded by design, because the
+//! The tasks are local (`spawn_local`): the client is single-threaded by design, because the
 //! simulator runs every host on one thread and determinism forbids real threads anyway.
 
 use std::cell::{Cell, RefCell};
@@ -73,7 +74,7 @@ pub(super) async fn handshake<C: Connector>(
     }
 }
 
-/// The state the calls and the two tasks of one connection share.
+/// The state the calls and the three tasks of one connection share.
 #[derive(Debug)]
 pub(super) struct Conn {
     /// Encoded frames not yet taken by the writer.
@@ -168,7 +169,7 @@ impl Conn {
     }
 
     /// Tears the connection down: every pending call gets `Lost` or `NotSent` with `reason`,
-    /// and both tasks stop, which drops the stream. `lost` says whether this counts as a lost
+    /// and the tasks stop, which drops the stream. `lost` says whether this counts as a lost
     /// connection (it does not when the client itself is dropped). Closing twice does nothing.
     pub(super) fn close(&self, reason: &str, lost: bool) {
         if self.closed.replace(true) {
