@@ -33,7 +33,7 @@
 //! # Determinism
 //!
 //! The client reads time only through tokio (simulated inside turmoil), draws randomness only
-//! from its own ChaCha8 generator, keeps pending calls in a `BTreeMap`, spawns only local tasks
+//! from its own ChaCha8 generator, keeps pending calls in a queue in id order, spawns only local tasks
 //! and holds no `RefCell` borrow across an `.await`. Its behaviour is therefore a function of
 //! the seed and the simulation.
 

@@ -7,7 +7,7 @@
 //! simulator runs every host on one thread and determinism forbids real threads anyway.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use mqsim_broker::{BrokerError, Command, Reply};
@@ -84,11 +84,9 @@ pub(super) struct Conn {
     /// The id of the last request the writer has taken from the outbox (and so may have sent).
     /// Ids only grow, so every pending request at or below it may have left this process.
     last_taken: Cell<Option<u64>>,
-    /// Calls waiting for an answer, by request id. A `BTreeMap` so that teardown completes them
-    /// in id order, whatever the hasher.
-    /// Each with its deadline: ids and deadlines grow together, so the first entry is the
-    /// next to expire.
-    pending: RefCell<BTreeMap<u64, (Instant, oneshot::Sender<Answer>)>>,
+    /// Calls waiting for an answer, by request id, each with its deadline: ids and deadlines
+    /// grow together, so the first entry is the next to expire.
+    pending: RefCell<Pending>,
     /// Wakes the writer when the outbox gains a frame.
     wake_writer: Notify,
     /// Wakes the timeout sweeper when a request is queued with nothing else pending.
@@ -108,7 +106,7 @@ impl Conn {
             outbox: RefCell::new(Vec::new()),
             last_queued: Cell::new(None),
             last_taken: Cell::new(None),
-            pending: RefCell::new(BTreeMap::new()),
+            pending: RefCell::new(Pending::default()),
             wake_writer: Notify::new(),
             wake_sweeper: Notify::new(),
             closed: Cell::new(false),
@@ -157,7 +155,7 @@ impl Conn {
         if pending.is_empty() {
             self.wake_sweeper.notify_one();
         }
-        pending.insert(id, (deadline, tx));
+        pending.insert(id, deadline, tx);
         drop(pending);
         self.wake_writer.notify_one();
         Ok(rx)
@@ -165,7 +163,7 @@ impl Conn {
 
     /// Stops waiting for request `id`: a response that arrives later is dropped.
     pub(super) fn forget(&self, id: u64) {
-        self.pending.borrow_mut().remove(&id);
+        self.pending.borrow_mut().remove(id);
     }
 
     /// Tears the connection down: every pending call gets `Lost` or `NotSent` with `reason`,
@@ -181,7 +179,7 @@ impl Conn {
         *self.outbox.borrow_mut() = Vec::new();
         let pending = std::mem::take(&mut *self.pending.borrow_mut());
         let last_taken = self.last_taken.get();
-        for (id, (_, tx)) in pending {
+        for (id, (_, tx)) in pending.into_iter() {
             let answer = if last_taken.is_some_and(|taken| id <= taken) {
                 Answer::Lost(reason.to_owned())
             } else {
@@ -199,7 +197,7 @@ impl Conn {
 
     fn complete(&self, id: u64, result: Result<Reply, BrokerError>) {
         // No entry means the call timed out or was dropped: the late answer is not wanted.
-        let waiting = self.pending.borrow_mut().remove(&id);
+        let waiting = self.pending.borrow_mut().remove(id);
         if let Some((_, tx)) = waiting {
             let _ = tx.send(Answer::Reply(result));
         }
@@ -237,15 +235,80 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: Rc<Conn>, mut write: W) {
     }
 }
 
+/// The calls waiting for answers: a window of request ids from the first still waiting, each
+/// slot empty once its call is answered or gone. Request ids on one connection only grow and
+/// have few gaps, so this is a queue rather than an ordered map.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    /// The id of `slots[0]`.
+    first: u64,
+    slots: VecDeque<Option<(Instant, oneshot::Sender<Answer>)>>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    fn insert(&mut self, id: u64, deadline: Instant, tx: oneshot::Sender<Answer>) {
+        if self.slots.is_empty() {
+            self.first = id;
+        }
+        while id < self.first {
+            self.slots.push_front(None);
+            self.first -= 1;
+        }
+        let i = (id - self.first) as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i] = Some((deadline, tx));
+    }
+
+    fn remove(&mut self, id: u64) -> Option<(Instant, oneshot::Sender<Answer>)> {
+        let i = usize::try_from(id.checked_sub(self.first)?).ok()?;
+        let taken = self.slots.get_mut(i)?.take();
+        self.trim();
+        taken
+    }
+
+    /// Drops empty slots at the front, so that the front, if any, is waiting.
+    fn trim(&mut self) {
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.first += 1;
+        }
+    }
+
+    fn first_deadline(&self) -> Option<Instant> {
+        self.slots.front().and_then(|s| s.as_ref()).map(|(d, _)| *d)
+    }
+
+    /// Takes the first call if its deadline is at or before `now`.
+    fn pop_expired(&mut self, now: Instant) -> Option<oneshot::Sender<Answer>> {
+        if self.first_deadline()? > now {
+            return None;
+        }
+        let (_, tx) = self.slots.pop_front()??;
+        self.first += 1;
+        self.trim();
+        Some(tx)
+    }
+
+    /// Every waiting call with its id, in id order.
+    fn into_iter(self) -> impl Iterator<Item = (u64, (Instant, oneshot::Sender<Answer>))> {
+        let first = self.first;
+        (first..)
+            .zip(self.slots)
+            .filter_map(|(id, slot)| slot.map(|s| (id, s)))
+    }
+}
+
 /// Times out requests: one timer per connection, set for the first pending request's deadline,
 /// instead of one per call.
 async fn sweep_loop(conn: Rc<Conn>) {
     loop {
-        let first = conn
-            .pending
-            .borrow()
-            .first_key_value()
-            .map(|(_, (d, _))| *d);
+        let first = conn.pending.borrow().first_deadline();
         let Some(deadline) = first else {
             conn.wake_sweeper.notified().await;
             continue;
@@ -253,13 +316,7 @@ async fn sweep_loop(conn: Rc<Conn>) {
         tokio::time::sleep_until(deadline).await;
         let now = Instant::now();
         loop {
-            let expired = {
-                let mut pending = conn.pending.borrow_mut();
-                match pending.first_entry() {
-                    Some(e) if e.get().0 <= now => Some(e.remove().1),
-                    _ => None,
-                }
-            };
+            let expired = { conn.pending.borrow_mut().pop_expired(now) };
             let Some(tx) = expired else { break };
             // The call may have given up already; then nobody needs the answer.
             let _ = tx.send(Answer::TimedOut);
