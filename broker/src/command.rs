@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::StartPosition;
+use crate::error::BrokerError;
 use crate::message::{AckMode, Confirm, ConsumerId, Delivery, PublishRequest, Receipt, SeekTo};
 
 /// A request to the broker.
@@ -19,6 +20,12 @@ pub enum Command {
         destination: String,
         request: PublishRequest,
     },
+    /// Store up to 1024 messages in one destination, in order, each on its own: one refused
+    /// publish does not stop the others.
+    PublishBatch {
+        destination: String,
+        requests: Vec<PublishRequest>,
+    },
     /// Take up to `max_messages` (1 to 1024) visible messages. `group` names the consumer group
     /// of a topic and must be `None` for a queue. `visibility_timeout_ms` overrides the
     /// destination's lease length (1 ms to 12 h).
@@ -32,6 +39,9 @@ pub enum Command {
     },
     /// Complete a leased message.
     Ack { receipt: Receipt },
+    /// Complete up to 1024 leased messages, each on its own: unlike `Commit` this is not
+    /// atomic, and a stale receipt fails alone while the others are acked.
+    AckBatch { receipts: Vec<Receipt> },
     /// Give a lease back: the message is retried after `requeue_delay_ms` (0 to 1 day), or after
     /// the retry policy's backoff when `None`, or dead-lettered when out of deliveries.
     Nack {
@@ -75,8 +85,16 @@ pub enum Command {
 pub enum Reply {
     /// The publish was accepted.
     Published { confirm: Confirm },
+    /// One result per publish of a batch, in order.
+    PublishedBatch {
+        results: Vec<Result<Confirm, BrokerError>>,
+    },
     /// What a receive got; possibly nothing.
     Delivered { deliveries: Vec<Delivery> },
+    /// One result per receipt of an ack batch, in order.
+    Acked {
+        results: Vec<Result<(), BrokerError>>,
+    },
     /// The transaction committed; one confirm per publish, in order.
     Committed { confirms: Vec<Confirm> },
     /// How many messages a redrive moved.
@@ -93,6 +111,15 @@ impl Command {
             (Command::Tick, _) => false,
             (Command::Receive { .. }, Reply::Delivered { deliveries }) => !deliveries.is_empty(),
             (Command::Redrive { .. }, Reply::Redriven { count }) => *count > 0,
+            // A batch whose elements all failed changed nothing. One with any success is logged
+            // whole: replay re-applies every element to the same state, so those that failed
+            // live fail again the same way and change nothing then either.
+            (Command::PublishBatch { .. }, Reply::PublishedBatch { results }) => {
+                results.iter().any(Result::is_ok)
+            }
+            (Command::AckBatch { .. }, Reply::Acked { results }) => {
+                results.iter().any(Result::is_ok)
+            }
             _ => true,
         }
     }

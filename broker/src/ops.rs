@@ -13,6 +13,15 @@ use crate::message::{
 use crate::state::{State, slot};
 use crate::time::Time;
 
+/// Refuses a batch of no elements or more than [`limits::MAX_RECEIVE_BATCH`].
+fn check_batch(what: &'static str, len: usize) -> Result<()> {
+    if (1..=limits::MAX_RECEIVE_BATCH as usize).contains(&len) {
+        Ok(())
+    } else {
+        Err(invalid(what, format!("{len} elements, must be 1 to 1024")))
+    }
+}
+
 impl State {
     /// Applies one command at `now`. Timers up to `now` must have fired already.
     pub fn exec(&mut self, now: Time, cmd: &Command) -> Result<Reply> {
@@ -46,7 +55,24 @@ impl State {
                 )?;
                 Ok(Reply::Delivered { deliveries })
             }
+            Command::PublishBatch {
+                destination,
+                requests,
+            } => {
+                let d = self.resolve(destination)?;
+                check_batch("requests", requests.len())?;
+                let results = requests
+                    .iter()
+                    .map(|request| self.publish(now, d, request))
+                    .collect();
+                Ok(Reply::PublishedBatch { results })
+            }
             Command::Ack { receipt } => self.ack(now, receipt).map(|()| Reply::Done),
+            Command::AckBatch { receipts } => {
+                check_batch("receipts", receipts.len())?;
+                let results = receipts.iter().map(|r| self.ack(now, r)).collect();
+                Ok(Reply::Acked { results })
+            }
             Command::Nack {
                 receipt,
                 requeue_delay_ms,
