@@ -97,6 +97,25 @@ pub trait DriverExt: Driver {
         })
     }
 
+    /// Publishes up to 1024 messages to one destination in one request. Each has its own
+    /// result, in order; the outcome as a whole is indeterminate or failed only when the
+    /// request is.
+    async fn publish_batch(
+        &self,
+        destination: &str,
+        requests: Vec<PublishRequest>,
+    ) -> Outcome<Vec<Result<Confirm, BrokerError>>> {
+        let n = requests.len();
+        let command = Command::PublishBatch {
+            destination: destination.to_owned(),
+            requests,
+        };
+        expect(self.call(command).await, |r| match r {
+            Reply::PublishedBatch { results } if results.len() == n => Ok(results),
+            other => Err(other),
+        })
+    }
+
     /// Receives up to `max_messages`.
     async fn receive(
         &self,
@@ -124,6 +143,19 @@ pub trait DriverExt: Driver {
     /// Acknowledges a delivery.
     async fn ack(&self, receipt: Receipt) -> Outcome<()> {
         done(self.call(Command::Ack { receipt }).await)
+    }
+
+    /// Acknowledges up to 1024 deliveries in one request, each on its own (not atomically).
+    /// Each has its own result, in order.
+    async fn ack_batch(&self, receipts: Vec<Receipt>) -> Outcome<Vec<Result<(), BrokerError>>> {
+        let n = receipts.len();
+        expect(
+            self.call(Command::AckBatch { receipts }).await,
+            |r| match r {
+                Reply::Acked { results } if results.len() == n => Ok(results),
+                other => Err(other),
+            },
+        )
     }
 
     /// Gives a delivery back.
