@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use mqsim_broker::{AckMode, ConsumerId, Delivery};
+use mqsim_broker::{AckMode, ConsumerId, Delivery, Receipt};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -52,19 +52,32 @@ pub async fn run<D: DriverExt + 'static>(
             tokio::time::sleep(Duration::from_millis(c.spec.poll_interval_ms)).await;
             continue;
         }
-        // Acks and nacks go out as each message is done and are awaited together at the end
-        // of the batch: one round trip per batch rather than per message, and the next receive
-        // only once this batch is settled, so the prefetch stays a bound.
-        // They are driven from this task while the next messages are processed.
+        // Nacks go out as each message is done; acks are gathered and go out together as one
+        // ack batch once the whole batch is processed. Everything is awaited together at the
+        // end of the batch, so the next receive comes only once this batch is settled and the
+        // prefetch stays a bound. Nacks are driven from this task while the next messages are
+        // processed.
         let mut settling = FuturesUnordered::new();
+        let mut acks = Vec::new();
         for (delivery, msg, poison) in batch {
-            let settle = drive(&mut settling, c.handle(delivery, msg, poison), usize::MAX).await;
-            if let Some(settle) = settle {
-                settling.push(settle);
+            match drive(&mut settling, c.handle(delivery, msg, poison), usize::MAX).await {
+                Some(Settle::Nack(nack)) => settling.push(nack),
+                Some(Settle::Ack(msg, receipt)) => acks.push((msg, receipt)),
+                None => {}
             }
         }
-        while settling.next().await.is_some() {}
+        let acking = c.ack_all(acks);
+        let nacking = async { while settling.next().await.is_some() {} };
+        futures_util::future::join(acking, nacking).await;
     }
+}
+
+/// How a processed message is settled.
+enum Settle<F> {
+    /// Acked with the rest of its batch, in one ack batch: the harness id and the receipt.
+    Ack(u64, Receipt),
+    /// Nacked on its own; its invoke is recorded and the future awaits the answer.
+    Nack(F),
 }
 
 struct Consumer<D> {
@@ -124,15 +137,15 @@ impl<D: DriverExt + 'static> Consumer<D> {
         }
     }
 
-    /// Processes one message: work, effect, then the ack, whose invoke is recorded here and
-    /// whose answer the returned future awaits; or a nack when it fails. The message stops
-    /// counting as work in hand once it is settled.
+    /// Processes one message: work, effect, then the ack, left to the batch's ack batch; or a
+    /// nack when it fails, whose invoke is recorded here and whose answer the returned future
+    /// awaits. The message stops counting as work in hand once it is settled.
     async fn handle(
         &mut self,
         d: Delivery,
         msg: u64,
         poison: bool,
-    ) -> Option<impl Future<Output = ()> + use<D>> {
+    ) -> Option<Settle<impl Future<Output = ()> + use<D>>> {
         let p = self.slot.process;
         let work = scale(
             sample(&self.spec.processing, &mut self.rng),
@@ -175,6 +188,9 @@ impl<D: DriverExt + 'static> Consumer<D> {
             done(&control, p);
             return None;
         };
+        if op == Op::Ack {
+            return Some(Settle::Ack(msg, receipt));
+        }
         let driver = self.driver.clone();
         let sub = self.slot.sub;
         // The invoke is recorded now, in processing order; the future only waits for the answer.
@@ -183,11 +199,8 @@ impl<D: DriverExt + 'static> Consumer<D> {
             .history
             .borrow_mut()
             .invoke(now, p, Call::settle(op, msg, sub));
-        Some(async move {
-            let outcome = match op {
-                Op::Nack => driver.nack(receipt, None).await,
-                _ => driver.ack(receipt).await,
-            };
+        Some(Settle::Nack(async move {
+            let outcome = driver.nack(receipt, None).await;
             let now = control.now();
             let mut h = control.history.borrow_mut();
             match outcome {
@@ -197,7 +210,58 @@ impl<D: DriverExt + 'static> Consumer<D> {
             }
             drop(h);
             done(&control, p);
-        })
+        }))
+    }
+
+    /// Acks a batch's processed messages with one ack batch. Each message keeps its own invoke
+    /// (recorded now, when the batch is sent, in processing order) and its own completion: a
+    /// refused ack fails alone, and a failed or indeterminate request fails or leaves
+    /// indeterminate every ack in it. A receive never delivers more than a batch may hold.
+    fn ack_all(&self, acks: Vec<(u64, Receipt)>) -> impl Future<Output = ()> + use<D> {
+        let control = self.control.clone();
+        let driver = self.driver.clone();
+        let (p, sub) = (self.slot.process, self.slot.sub);
+        let now = control.now();
+        let (invokes, receipts): (Vec<u32>, Vec<Receipt>) = {
+            let mut h = control.history.borrow_mut();
+            acks.into_iter()
+                .map(|(msg, r)| (h.invoke(now, p, Call::settle(Op::Ack, msg, sub)), r))
+                .unzip()
+        };
+        async move {
+            if receipts.is_empty() {
+                return;
+            }
+            let outcome = driver.ack_batch(receipts).await;
+            let now = control.now();
+            let mut h = control.history.borrow_mut();
+            match outcome {
+                Outcome::Ok(results) => {
+                    for (&invoke, result) in invokes.iter().zip(results) {
+                        match result {
+                            Ok(()) => h.ok(now, invoke, NO_MSG, 0, 0, 0),
+                            Err(e) => h.failed(now, invoke, Completion::Fail, &e.to_string()),
+                        }
+                    }
+                }
+                Outcome::Fail(f) => {
+                    let why = f.to_string();
+                    for &invoke in &invokes {
+                        h.failed(now, invoke, Completion::Fail, &why);
+                    }
+                }
+                Outcome::Info(i) => {
+                    let why = i.to_string();
+                    for &invoke in &invokes {
+                        h.failed(now, invoke, Completion::Info, &why);
+                    }
+                }
+            }
+            drop(h);
+            for _ in &invokes {
+                done(&control, p);
+            }
+        }
     }
 
     /// With probability `p`, in the fault phase and within the crash budget, asks the step
