@@ -60,7 +60,14 @@ pub async fn run<D: DriverExt + 'static>(
         let mut settling = FuturesUnordered::new();
         let mut acks = Vec::new();
         for (delivery, msg, poison) in batch {
-            match drive(&mut settling, c.handle(delivery, msg, poison), usize::MAX).await {
+            match drive(
+                &mut settling,
+                c.handle(delivery, msg, poison),
+                || true,
+                None,
+            )
+            .await
+            {
                 Some(Settle::Nack(nack)) => settling.push(nack),
                 Some(Settle::Ack(msg, receipt)) => acks.push((msg, receipt)),
                 None => {}

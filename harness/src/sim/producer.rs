@@ -12,6 +12,7 @@
 //! skips the messages whose intended time passed while it was down (they were never
 //! attempted) and carries on with fresh sequence numbers, so an id is never reused.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use futures_util::stream::FuturesUnordered;
 use mqsim_broker::{BrokerError, Confirm, PublishRequest};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use tokio::sync::Notify;
 
 use super::control::Control;
 use super::history::{Call, Completion, NO_KEY};
@@ -47,8 +49,10 @@ pub async fn run<D: DriverExt + 'static>(
     let limit = spec.messages.unwrap_or(u64::MAX);
     let destination: Rc<str> = spec.destination.as_str().into();
     let window = (spec.max_in_flight as usize).max(1);
-    // The publishes in flight, driven from this task rather than one task each.
+    // The publish batches in flight, driven from this task rather than one task each; the
+    // window counts messages, which leave it one by one as their attempts end.
     let mut in_flight = FuturesUnordered::new();
+    let window_state = Rc::new(Window::default());
 
     let (mut seq, mut intended) = match state.cursor.get() {
         (0, 0) => (0, schedule.first()),
@@ -70,42 +74,60 @@ pub async fn run<D: DriverExt + 'static>(
             }
             control.wait_unpaused(p).await;
         };
-        drive(&mut in_flight, due, window).await;
+        let room = || window_state.count.get() < window;
+        drive(&mut in_flight, due, room, Some(&window_state.freed)).await;
         if !control.in_fault_phase() {
             break;
         }
-        let id = ids::message_id(slot.index, seq as u32);
-        let poison = spec.poison_fraction > 0.0 && rng.random_bool(spec.poison_fraction);
-        let key = keys.pick(&mut rng);
-        let mut request =
-            PublishRequest::new(ids::encode_payload(id, poison, spec.payload_bytes as usize));
-        if let Some(k) = key {
-            request = request.with_key(ids::key_name(k));
+        // Every message due by now goes out in this wake-up's batch, in order, as far as the
+        // window and a batch's bound allow.
+        let now = control.now().as_nanos();
+        let mut batch = Vec::new();
+        loop {
+            let id = ids::message_id(slot.index, seq as u32);
+            let poison = spec.poison_fraction > 0.0 && rng.random_bool(spec.poison_fraction);
+            let key = keys.pick(&mut rng);
+            let mut request =
+                PublishRequest::new(ids::encode_payload(id, poison, spec.payload_bytes as usize));
+            if let Some(k) = key {
+                request = request.with_key(ids::key_name(k));
+            }
+            if spec.dedup_ids {
+                request = request.with_dedup_id(format!("{id:x}"));
+            }
+            let attempt = Attempts {
+                control: control.clone(),
+                driver: driver.clone(),
+                slot,
+                destination: destination.clone(),
+                retry: spec.retry,
+                id,
+                key: key.unwrap_or(NO_KEY),
+                intended,
+                rng: ChaCha8Rng::seed_from_u64(rng.random()),
+            };
+            state.busy.set(state.busy.get() + 1);
+            window_state.count.set(window_state.count.get() + 1);
+            batch.push((attempt, request));
+            seq += 1;
+            intended = schedule.next(intended);
+            state.cursor.set((seq, intended));
+            if !(seq < limit
+                && intended < end_ns
+                && intended <= now
+                && room()
+                && batch.len() < MAX_BATCH)
+            {
+                break;
+            }
         }
-        if spec.dedup_ids {
-            request = request.with_dedup_id(format!("{id:x}"));
-        }
-        let attempt = Attempts {
-            control: control.clone(),
-            driver: driver.clone(),
-            slot,
-            destination: destination.clone(),
-            retry: spec.retry,
-            id,
-            key: key.unwrap_or(NO_KEY),
-            intended,
-            rng: ChaCha8Rng::seed_from_u64(rng.random()),
-        };
-        state.busy.set(state.busy.get() + 1);
-        in_flight.push(async move {
-            let control = attempt.control.clone();
-            attempt.publish(request).await;
-            let busy = &control.proc(p).busy;
-            busy.set(busy.get().saturating_sub(1));
-        });
-        seq += 1;
-        intended = schedule.next(intended);
-        state.cursor.set((seq, intended));
+        in_flight.push(publish_batch(
+            control.clone(),
+            driver.clone(),
+            destination.clone(),
+            window_state.clone(),
+            batch,
+        ));
     }
     state.finished.set(true);
     while in_flight.next().await.is_some() {}
@@ -114,26 +136,94 @@ pub async fn run<D: DriverExt + 'static>(
     Ok(())
 }
 
+/// The most publishes one batch carries (the broker's bound).
+const MAX_BATCH: usize = mqsim_broker::limits::MAX_RECEIVE_BATCH as usize;
+
+/// A producer's messages in flight, and a wake-up for each that leaves.
+#[derive(Default)]
+struct Window {
+    count: Cell<usize>,
+    freed: Notify,
+}
+
+/// Sends a wake-up's messages as one publish batch: each message has its own invoke (all at
+/// the same time, in order) and its own completion. A refused publish fails alone; a failed or
+/// indeterminate request fails or leaves indeterminate every message in it. Each message is
+/// then retried on its own, as a single publish, as the retry policy says.
+async fn publish_batch<D: DriverExt>(
+    control: Rc<Control>,
+    driver: Rc<D>,
+    destination: Rc<str>,
+    window: Rc<Window>,
+    batch: Vec<(Attempts<D>, PublishRequest)>,
+) {
+    let p = batch[0].0.slot.process;
+    let now = control.now();
+    let invokes: Vec<u32> = {
+        let mut h = control.history.borrow_mut();
+        batch
+            .iter()
+            .map(|(a, _)| h.invoke(now, p, Call::publish(a.id, a.key, a.intended)))
+            .collect()
+    };
+    let requests = batch.iter().map(|(_, r)| r.clone()).collect();
+    let n = batch.len();
+    let outcomes: Vec<Outcome<Confirm>> = match driver.publish_batch(&destination, requests).await {
+        Outcome::Ok(results) => results
+            .into_iter()
+            .map(|r| match r {
+                Ok(c) => Outcome::Ok(c),
+                Err(e) => Outcome::Fail(Failure::Broker(e)),
+            })
+            .collect(),
+        Outcome::Fail(f) => vec![Outcome::Fail(f); n],
+        Outcome::Info(i) => vec![Outcome::Info(i); n],
+    };
+    let each = batch.into_iter().zip(invokes).zip(outcomes).map(
+        |(((attempt, request), invoke), outcome)| {
+            let control = control.clone();
+            let window = window.clone();
+            async move {
+                attempt.finish(request, invoke, outcome).await;
+                let busy = &control.proc(p).busy;
+                busy.set(busy.get().saturating_sub(1));
+                window.count.set(window.count.get().saturating_sub(1));
+                window.freed.notify_one();
+            }
+        },
+    );
+    futures_util::future::join_all(each).await;
+}
+
 /// Awaits `due` while driving the calls `in_flight`, then waits, still driving them, until
-/// fewer than `window` are in flight; returns what `due` gave. Calls in flight are polled
-/// first, so a call pushed before this is started at once, as a task of its own would be.
+/// `room` says another may start; returns what `due` gave. Calls in flight are polled first,
+/// so a call pushed before this is started at once, as a task of its own would be. `freed`,
+/// when given, wakes the wait whenever something leaves the window without its call ending.
 pub(super) async fn drive<T, F: Future<Output = ()>>(
     in_flight: &mut FuturesUnordered<F>,
     due: impl Future<Output = T>,
-    window: usize,
+    room: impl Fn() -> bool,
+    freed: Option<&Notify>,
 ) -> T {
     let mut due = std::pin::pin!(due);
     let mut out = None;
     loop {
-        if in_flight.len() < window
+        if room()
             && let Some(v) = out.take()
         {
             return v;
         }
-        // Never both disabled: with `due` done, the window is full, so a call is in flight.
+        let freed = async {
+            match freed {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        // Never all disabled: with `due` done, the window is full, so a call is in flight.
         tokio::select! {
             biased;
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            () = freed, if out.is_some() => {}
             v = &mut due, if out.is_none() => out = Some(v),
         }
     }
@@ -153,10 +243,20 @@ struct Attempts<D> {
 }
 
 impl<D: DriverExt> Attempts<D> {
-    async fn publish(mut self, request: PublishRequest) {
+    /// Records the first attempt's outcome, then retries alone, as single publishes, with
+    /// capped exponential backoff and jitter, each attempt its own invoke and completion.
+    async fn finish(mut self, request: PublishRequest, invoke: u32, outcome: Outcome<Confirm>) {
         let p = self.slot.process;
-        for attempt in 1..=self.retry.max_attempts {
-            if attempt > 1 && !self.control.in_fault_phase() {
+        let mut again = self.complete(invoke, outcome);
+        let mut attempt = 1;
+        while again && attempt < self.retry.max_attempts {
+            // Equal jitter: half the backoff fixed, half drawn, so retries of many producers
+            // after one outage do not arrive in lockstep.
+            let backoff = self.retry.backoff_ms(attempt);
+            let wait = backoff / 2 + self.rng.random_range(0..=backoff - backoff / 2);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            attempt += 1;
+            if !self.control.in_fault_phase() {
                 return;
             }
             self.control.wait_unpaused(p).await;
@@ -167,15 +267,7 @@ impl<D: DriverExt> Attempts<D> {
                 .driver
                 .publish(&self.destination, request.clone())
                 .await;
-            let again = self.complete(invoke, outcome);
-            if !again || attempt == self.retry.max_attempts {
-                return;
-            }
-            // Equal jitter: half the backoff fixed, half drawn, so retries of many producers
-            // after one outage do not arrive in lockstep.
-            let backoff = self.retry.backoff_ms(attempt);
-            let wait = backoff / 2 + self.rng.random_range(0..=backoff - backoff / 2);
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+            again = self.complete(invoke, outcome);
         }
     }
 }
