@@ -282,13 +282,14 @@ impl Default for PublishRetry {
 impl PublishRetry {
     /// The wait after the `attempt`-th failed attempt (1-based), before jitter.
     pub fn backoff_ms(&self, attempt: u32) -> u64 {
-        let exp = attempt.saturating_sub(1).min(64) as i32;
-        let raw = self.initial_backoff_ms as f64 * self.multiplier.powi(exp);
-        if !raw.is_finite() || raw >= self.max_backoff_ms as f64 {
-            self.max_backoff_ms
-        } else {
-            raw as u64
+        // The same capped exponential backoff as the broker's retry policy; one formula serves
+        // both.
+        mqsim_broker::RetryPolicy {
+            initial_backoff_ms: self.initial_backoff_ms,
+            multiplier: self.multiplier,
+            max_backoff_ms: self.max_backoff_ms,
         }
+        .backoff_ms(attempt)
     }
 }
 
