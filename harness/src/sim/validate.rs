@@ -23,18 +23,20 @@ pub(crate) fn err(path: impl Into<String>, message: impl Into<String>) -> SpecEr
 }
 
 pub(crate) fn range_u64(path: &str, value: u64, min: u64, max: u64) -> Result<(), SpecError> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(err(
-            path,
-            format!("{value} is out of range ({min} to {max})"),
-        ))
-    }
+    in_range(path, value, min, max)
 }
 
+/// `contains` is false for NaN, so NaN is out of every range, which is what we want.
 pub(crate) fn range_f64(path: &str, value: f64, min: f64, max: f64) -> Result<(), SpecError> {
-    // `contains` is false for NaN, which is what we want.
+    in_range(path, value, min, max)
+}
+
+fn in_range<T: PartialOrd + Copy + std::fmt::Display>(
+    path: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), SpecError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
