@@ -4,6 +4,7 @@
 //! exist yet. The modules are split so the real scenario loader can grow inside `scenario` and
 //! `diagnostic` without the command line changing shape.
 
+pub mod check;
 pub mod client;
 pub mod commands;
 pub mod diagnostic;

@@ -271,7 +271,8 @@ impl History {
             + self.strings.iter().map(|s| 2 * s.len() + 48).sum::<usize>()
     }
 
-    fn intern(&mut self, s: &str) -> u32 {
+    /// The number of an interned string, interning it if new.
+    pub fn intern(&mut self, s: &str) -> u32 {
         if let Some(&id) = self.string_ids.get(s) {
             return id;
         }
@@ -289,6 +290,12 @@ impl History {
             what,
         });
         i
+    }
+
+    /// Appends an entry as it is, for histories read back from a file (see
+    /// [`super::read`]): no invoke is tracked as open.
+    pub fn push_entry(&mut self, entry: Entry) {
+        self.entries.push(entry);
     }
 
     /// Records an invoke and returns its handle for the completion.

@@ -36,6 +36,7 @@ pub mod local;
 pub mod nemesis;
 pub mod plan;
 pub mod producer;
+pub mod read;
 mod run;
 pub mod spec;
 pub mod summary;

@@ -1,0 +1,586 @@
+//! The per-message invariants: each message's timeline is walked once per subscription it
+//! touches, in recording order.
+//!
+//! Also gathered here, for the ordering and backpressure checks: each message's first
+//! delivery per subscription, its leases, and when it became final.
+
+use crate::sim::history::{BrokerEvent, Op, What};
+use crate::sim::plan::SubIndex;
+
+use super::facts::{Facts, Msg, NONE};
+use super::settings::{DeliveryMode, Settings};
+use super::{Counts, Findings, Invariant};
+
+/// A lease as the history brackets it.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    /// The subscription.
+    pub sub: SubIndex,
+    /// Index into `Facts::msgs`.
+    pub msg: u32,
+    /// The `deliver` entry.
+    pub deliver: u32,
+    /// Broker time (or an upper bound) at which it ended; `u64::MAX` if it never did.
+    pub end_ns: u64,
+}
+
+/// What the walk hands on to the other checkers.
+#[derive(Debug, Default)]
+pub struct Walked {
+    /// `(subscription, message index, deliver entry)` of every message's first delivery in
+    /// each subscription of its own destination.
+    pub first_deliveries: Vec<(SubIndex, u32, u32)>,
+    /// Every lease, in subscriptions whose destination needs them (FIFO groups or a bound
+    /// that was hit).
+    pub leases: Vec<Lease>,
+    /// `(subscription, message index, ns)`: when the message became final in a subscription
+    /// of its own destination (or `u64::MAX`), for destinations whose bound was hit.
+    pub finals: Vec<(SubIndex, u32, u64)>,
+}
+
+/// State of one message in one subscription during the walk.
+#[derive(Debug, Default)]
+struct Walk {
+    deliveries: u32,
+    applied: u32,
+    completed: bool,
+    /// Earliest proof of an ack: `(time, entry)`.
+    acked: Option<(u64, u32)>,
+    final_event: Option<(BrokerEvent, u32)>,
+    dead_lettered: Option<u32>,
+    failures: u32,
+    last_delivery: Option<u32>,
+    last_count: u32,
+    lease_open: bool,
+    last_failure: Option<(u64, u32, u32)>,
+    final_ns: u64,
+    too_many_reported: bool,
+}
+
+/// Runs the per-message checks; `needs_leases[d]` says which destinations' leases and final
+/// times the later checks want.
+pub fn check(
+    f: &Facts<'_>,
+    s: &Settings,
+    drained: bool,
+    needs_leases: &[bool],
+    out: &mut Findings,
+    counts: &mut Counts,
+) -> Walked {
+    let mut walked = Walked::default();
+    for &i in &f.foreign {
+        out.add(
+            Invariant::NoCreation,
+            "unknown-message",
+            "a message no producer of this run made was delivered or reported".to_owned(),
+            Vec::new(),
+            vec![i],
+        );
+    }
+    let mut subs: Vec<SubIndex> = Vec::new();
+    for (m, msg) in f.msgs.iter().enumerate() {
+        let timeline = f.timeline(m);
+        publish_checks(f, msg, timeline, out, counts);
+        // The subscriptions to walk: those the message must reach, and any it showed up in
+        // (a dead-letter queue's, say).
+        subs.clear();
+        if msg.destination != u16::MAX {
+            subs.extend_from_slice(f.plan.subs_of(msg.destination));
+        }
+        for &i in timeline {
+            let sub = f.sub_of(i);
+            if sub != crate::sim::plan::NO_SUB && !subs.contains(&sub) {
+                subs.push(sub);
+            }
+        }
+        for &sub in &subs {
+            let own = s.sub_destination.get(usize::from(sub)) == Some(&msg.destination);
+            let needs = own && needs_leases.get(usize::from(msg.destination)) == Some(&true);
+            let w = walk(
+                f,
+                s,
+                m,
+                msg,
+                sub,
+                own,
+                needs,
+                timeline,
+                out,
+                counts,
+                &mut walked,
+            );
+            finish(f, s, drained, msg, sub, own, &w, out, counts);
+            if needs {
+                walked.finals.push((sub, m as u32, w.final_ns));
+            }
+        }
+    }
+    if !drained {
+        out.unknown(
+            Invariant::NoLoss,
+            "the drain did not finish, so unfinished messages may still have been on their way",
+        );
+    }
+    walked
+}
+
+fn publish_checks(
+    f: &Facts<'_>,
+    msg: &Msg,
+    timeline: &[u32],
+    out: &mut Findings,
+    counts: &mut Counts,
+) {
+    let first = timeline.first().copied().unwrap_or(NONE);
+    if msg.invoke == NONE && msg.seen {
+        out.add(
+            Invariant::NoCreation,
+            "never-published",
+            format!("message {} was seen but never published", msg.id),
+            vec![msg.id],
+            vec![first],
+        );
+    }
+    if msg.aborted() && msg.seen {
+        let seen = timeline
+            .iter()
+            .copied()
+            .find(|&i| {
+                matches!(
+                    f.entries[i as usize].what,
+                    What::Deliver { .. } | What::Broker { .. }
+                )
+            })
+            .unwrap_or(first);
+        out.add(
+            Invariant::NoAbortedRead,
+            "aborted-publish-seen",
+            format!(
+                "every publish of message {} failed, yet it was seen afterwards",
+                msg.id
+            ),
+            vec![msg.id],
+            vec![msg.invoke, seen],
+        );
+    }
+    if !msg.confirmed() && msg.info && msg.seen {
+        counts.recovered += 1;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    f: &Facts<'_>,
+    s: &Settings,
+    m: usize,
+    msg: &Msg,
+    sub: SubIndex,
+    own: bool,
+    needs_leases: bool,
+    timeline: &[u32],
+    out: &mut Findings,
+    counts: &mut Counts,
+    walked: &mut Walked,
+) -> Walk {
+    let slack = s.slack_ns;
+    let dest = s.sub_dest(sub);
+    let mode = s.mode(sub);
+    let ms = |x: u64| x.saturating_mul(1_000_000);
+    let keep_leases = dest.is_some_and(|d| d.fifo_groups) || (own && needs_leases);
+    let mut w = Walk {
+        final_ns: u64::MAX,
+        ..Walk::default()
+    };
+    let mut open_lease: Option<usize> = None;
+    let id = msg.id;
+    for &i in timeline {
+        if f.sub_of(i) != sub {
+            continue;
+        }
+        let at = f.at(i);
+        match f.entries[i as usize].what {
+            What::Deliver { delivery_count, .. } => {
+                w.deliveries += 1;
+                if delivery_count > 1 {
+                    counts.redeliveries += 1;
+                }
+                let lo = f.receive_invoked_at(i);
+                if let Some((ta, ea)) = w.acked
+                    && lo > ta.saturating_add(slack)
+                {
+                    out.add(
+                        Invariant::NoResurrection,
+                        "delivered-after-ack",
+                        format!("message {id} was delivered again after it was acked"),
+                        vec![id],
+                        vec![ea, i],
+                    );
+                }
+                if let Some(dl) = w.dead_lettered
+                    && lo > f.at(dl).saturating_add(slack)
+                {
+                    out.add(
+                        Invariant::DlqExactness,
+                        "delivered-after-dead-letter",
+                        format!(
+                            "message {id} was delivered from its source after it was dead-lettered"
+                        ),
+                        vec![id],
+                        vec![dl, i],
+                    );
+                }
+                if let Some(prev) = w.last_delivery
+                    && w.lease_open
+                {
+                    let vis = ms(visibility(f, s, prev));
+                    if at.saturating_add(slack) < f.receive_invoked_at(prev).saturating_add(vis) {
+                        out.add(
+                            Invariant::LeaseExclusivity,
+                            "redelivered-during-lease",
+                            format!(
+                                "message {id} was delivered again while its earlier lease was live"
+                            ),
+                            vec![id],
+                            vec![prev, i],
+                        );
+                    }
+                }
+                if let (Some((tf, ef, count)), Some(d)) = (w.last_failure, dest)
+                    && d.retry.multiplier >= 1.0
+                {
+                    let backoff = ms(d.retry.backoff_ms(count.max(1)));
+                    if at.saturating_add(slack) < tf.saturating_add(backoff) {
+                        out.add(
+                            Invariant::Timing,
+                            "redelivered-before-backoff",
+                            format!(
+                                "message {id} was redelivered before its retry backoff of {} ms ended",
+                                backoff / 1_000_000
+                            ),
+                            vec![id],
+                            vec![ef, i],
+                        );
+                    }
+                }
+                if own && let Some(d) = dest {
+                    if w.deliveries == 1 {
+                        walked.first_deliveries.push((sub, m as u32, i));
+                        if d.delay_ms > 0
+                            && msg.invoke != NONE
+                            && at.saturating_add(slack)
+                                < f.at(msg.invoke).saturating_add(ms(d.delay_ms))
+                        {
+                            out.add(
+                                Invariant::Timing,
+                                "delivered-before-delay",
+                                format!(
+                                    "message {id} was delivered before its delay of {} ms ended",
+                                    d.delay_ms
+                                ),
+                                vec![id],
+                                vec![msg.invoke, i],
+                            );
+                        }
+                    }
+                    if let Some(ttl) = d.message_ttl_ms
+                        && msg.ok != NONE
+                        && lo > f.at(msg.ok).saturating_add(ms(ttl)).saturating_add(slack)
+                    {
+                        out.add(
+                            Invariant::Timing,
+                            "delivered-after-ttl",
+                            format!(
+                                "message {id} was delivered after its time to live of {ttl} ms"
+                            ),
+                            vec![id],
+                            vec![msg.ok, i],
+                        );
+                    }
+                }
+                if let Some(max) = dest.and_then(|d| d.max_deliveries)
+                    && w.deliveries > max
+                    && !w.too_many_reported
+                {
+                    w.too_many_reported = true;
+                    out.add(
+                        Invariant::DlqExactness,
+                        "delivered-more-than-max",
+                        format!(
+                            "message {id} was delivered {} times, more than max_deliveries {max}",
+                            w.deliveries
+                        ),
+                        vec![id],
+                        vec![i],
+                    );
+                }
+                if mode == DeliveryMode::AtMostOnce {
+                    w.final_ns = w.final_ns.min(at);
+                }
+                w.last_delivery = Some(i);
+                w.last_count = delivery_count;
+                // Under auto acks a delivery takes no lease.
+                w.lease_open = mode != DeliveryMode::AtMostOnce;
+                w.last_failure = None;
+                if keep_leases {
+                    open_lease = Some(walked.leases.len());
+                    walked.leases.push(Lease {
+                        sub,
+                        msg: m as u32,
+                        deliver: i,
+                        end_ns: u64::MAX,
+                    });
+                }
+            }
+            What::Effect { applied, .. } => {
+                w.applied += u32::from(applied);
+                if mode == DeliveryMode::AtMostOnce {
+                    w.completed = true;
+                }
+            }
+            What::Ok { op: Op::Ack, .. } => {
+                w.completed = true;
+                w.acked = Some(w.acked.map_or((at, i), |a| a.min((at, i))));
+                w.final_ns = w.final_ns.min(at);
+                end_lease(walked, &mut open_lease, at);
+            }
+            What::Broker { event, count, .. } => {
+                let mut ended = true;
+                match event {
+                    BrokerEvent::Acked => {
+                        w.completed = true;
+                        w.acked = Some(w.acked.map_or((at, i), |a| a.min((at, i))));
+                        w.final_ns = w.final_ns.min(at);
+                    }
+                    BrokerEvent::Nacked
+                    | BrokerEvent::LeaseExpired
+                    | BrokerEvent::LeaseReleased => {
+                        w.failures += 1;
+                        w.last_failure = Some((at, i, w.last_count));
+                        if event == BrokerEvent::LeaseExpired
+                            && let Some(prev) = w.last_delivery
+                            && w.lease_open
+                        {
+                            let vis = ms(visibility(f, s, prev));
+                            if at.saturating_add(slack)
+                                < f.receive_invoked_at(prev).saturating_add(vis)
+                            {
+                                out.add(
+                                    Invariant::LeaseExclusivity,
+                                    "lease-expired-early",
+                                    format!("the lease of message {id} ran out before its visibility timeout"),
+                                    vec![id],
+                                    vec![prev, i],
+                                );
+                            }
+                        }
+                    }
+                    BrokerEvent::DeadLettered => {
+                        counts.dead_lettered += 1;
+                        if !msg.poison {
+                            counts.healthy_dead_lettered += 1;
+                        }
+                        dead_letter_checks(f, s, msg, sub, &w, i, count, out);
+                        w.dead_lettered = Some(i);
+                        w.final_event = Some((event, i));
+                        w.final_ns = w.final_ns.min(at);
+                    }
+                    BrokerEvent::Expired => {
+                        counts.expired += 1;
+                        w.final_event = Some((event, i));
+                        w.final_ns = w.final_ns.min(at);
+                    }
+                    BrokerEvent::DroppedOverflow
+                    | BrokerEvent::DroppedMaxDeliveries
+                    | BrokerEvent::DroppedSkipped => {
+                        counts.dropped += 1;
+                        w.final_event = Some((event, i));
+                        w.final_ns = w.final_ns.min(at);
+                    }
+                    _ => ended = false,
+                }
+                if ended {
+                    w.lease_open = false;
+                    end_lease(walked, &mut open_lease, at);
+                }
+            }
+            _ => {}
+        }
+    }
+    w
+}
+
+fn end_lease(walked: &mut Walked, open: &mut Option<usize>, at: u64) {
+    if let Some(l) = open.take()
+        && let Some(lease) = walked.leases.get_mut(l)
+    {
+        lease.end_ns = at;
+    }
+}
+
+/// The lease length, in ms, of the receive behind delivery entry `i`.
+fn visibility(f: &Facts<'_>, s: &Settings, i: u32) -> u64 {
+    let p = f.entries[i as usize].process;
+    s.process_visibility_ms
+        .get(usize::from(p))
+        .copied()
+        .unwrap_or(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dead_letter_checks(
+    f: &Facts<'_>,
+    s: &Settings,
+    msg: &Msg,
+    sub: SubIndex,
+    w: &Walk,
+    i: u32,
+    count: u32,
+    out: &mut Findings,
+) {
+    let id = msg.id;
+    let Some(d) = s.sub_dest(sub) else {
+        return;
+    };
+    if let Some((_, ea)) = w.acked {
+        out.add(
+            Invariant::DlqExactness,
+            "dead-lettered-after-ack",
+            format!("message {id} was dead-lettered after it was acked"),
+            vec![id],
+            vec![ea, i],
+        );
+    }
+    // Expiry under `on_expiry: dead-letter` dead-letters whatever the delivery count.
+    let by_expiry = matches!(d.on_expiry, mqsim_broker::ExpiryAction::DeadLetter)
+        && d.message_ttl_ms.is_some_and(|ttl| {
+            msg.invoke != NONE
+                && f.at(i).saturating_add(s.slack_ns)
+                    >= f.at(msg.invoke)
+                        .saturating_add(ttl.saturating_mul(1_000_000))
+        });
+    let Some(max) = d.max_deliveries else {
+        if !by_expiry {
+            out.add(
+                Invariant::DlqExactness,
+                "dead-lettered-without-max-deliveries",
+                format!("message {id} was dead-lettered by a destination without max_deliveries"),
+                vec![id],
+                vec![i],
+            );
+        }
+        return;
+    };
+    if by_expiry {
+        return;
+    }
+    if count != max || w.failures < max {
+        out.add(
+            Invariant::DlqExactness,
+            "dead-lettered-early",
+            format!(
+                "message {id} was dead-lettered after {} failed deliveries (delivery count {count}), \
+                 not max_deliveries {max}",
+                w.failures
+            ),
+            vec![id],
+            vec![i],
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    f: &Facts<'_>,
+    s: &Settings,
+    drained: bool,
+    msg: &Msg,
+    sub: SubIndex,
+    own: bool,
+    w: &Walk,
+    out: &mut Findings,
+    counts: &mut Counts,
+) {
+    let id = msg.id;
+    let mode = s.mode(sub);
+    if w.deliveries > 1 {
+        counts.duplicate_deliveries += u64::from(w.deliveries - 1);
+        if mode == DeliveryMode::AtMostOnce {
+            out.add(
+                Invariant::NoDuplicateDeliveries,
+                "duplicate-delivery",
+                format!(
+                    "message {id} was delivered {} times under at-most-once",
+                    w.deliveries
+                ),
+                vec![id],
+                vec![w.last_delivery.unwrap_or(NONE)],
+            );
+        }
+    }
+    if w.applied > 1 {
+        counts.duplicate_effects += u64::from(w.applied - 1);
+        if mode == DeliveryMode::ExactlyOnce {
+            out.add(
+                Invariant::NoDuplicateEffects,
+                "duplicate-effect",
+                format!(
+                    "message {id}'s effect was applied {} times under exactly-once",
+                    w.applied
+                ),
+                vec![id],
+                vec![w.last_delivery.unwrap_or(NONE)],
+            );
+        }
+    }
+    if !own || !msg.confirmed() {
+        return;
+    }
+    let done = w.completed || w.final_event.is_some();
+    if !done {
+        counts.lost += 1;
+        if mode == DeliveryMode::AtMostOnce {
+            counts.lost_at_most_once += 1;
+        } else if drained {
+            let sub_name = f.plan.subs.get(usize::from(sub));
+            out.add(
+                Invariant::NoLoss,
+                "lost",
+                format!(
+                    "message {id} was confirmed but never completed or discarded in {}{}",
+                    sub_name.map_or("?", |x| x.destination.as_str()),
+                    sub_name
+                        .and_then(|x| x.group.as_deref())
+                        .map(|g| format!("/{g}"))
+                        .unwrap_or_default()
+                ),
+                vec![id],
+                vec![msg.ok],
+            );
+        }
+    }
+    let poison_ok = matches!(
+        w.final_event,
+        Some((
+            BrokerEvent::DeadLettered
+                | BrokerEvent::DroppedMaxDeliveries
+                | BrokerEvent::Expired
+                | BrokerEvent::DroppedOverflow,
+            _
+        ))
+    );
+    if drained
+        && msg.poison
+        && mode != DeliveryMode::AtMostOnce
+        && s.sub_dest(sub).is_some_and(|d| d.max_deliveries.is_some())
+        && done
+        && !poison_ok
+    {
+        out.add(
+            Invariant::DlqExactness,
+            "poison-not-dead-lettered",
+            format!("poison message {id} ended without being dead-lettered"),
+            vec![id],
+            vec![w.last_delivery.unwrap_or(msg.ok)],
+        );
+    }
+}
