@@ -6,116 +6,15 @@
 
 use std::collections::BTreeSet;
 
-use mqsim_broker::{
-    AckMode, BrokerConfig, DestinationConfig, Durability, GroupConfig, StartPosition,
-};
+mod clusters;
+use clusters::{broker, cluster, every_fault, fault};
+
+use mqsim_broker::{AckMode, Durability};
 use mqsim_harness::sim::history::{Completion, Op, What};
-use mqsim_harness::sim::spec::{CrashSpec, Processing, PublishRetry};
+use mqsim_harness::sim::spec::CrashSpec;
 use mqsim_harness::sim::{
-    ClusterSpec, ConsumerSpec, Drain, Fault, FaultSpec, ProducerSpec, RunReport, Transport, run,
+    ClusterSpec, Drain, Fault, ProducerSpec, RunReport, Transport, run,
 };
-
-/// A topic with two consumer groups and a dead-letter queue for poison messages.
-fn broker(durability: Durability, groups: &[&str]) -> BrokerConfig {
-    let orders = DestinationConfig {
-        groups: groups
-            .iter()
-            .map(|g| GroupConfig {
-                name: (*g).to_owned(),
-                start: StartPosition::Earliest,
-            })
-            .collect(),
-        visibility_timeout_ms: 300,
-        max_deliveries: Some(3),
-        dead_letter: Some("orders-dlq".into()),
-        ..DestinationConfig::topic("orders", &[])
-    };
-    BrokerConfig {
-        durability,
-        destinations: vec![orders, DestinationConfig::queue("orders-dlq")],
-    }
-}
-
-fn consumers(group: &str, count: u32) -> ConsumerSpec {
-    ConsumerSpec {
-        count,
-        destination: "orders".into(),
-        group: Some(group.into()),
-        processing: Processing::Uniform {
-            min_ms: 1,
-            max_ms: 3,
-        },
-        failure_probability: 0.02,
-        ..ConsumerSpec::default()
-    }
-}
-
-/// One broker, two producers, consumers in two groups (billing and shipping), and a schedule
-/// with a broker crash, a partition between a producer and the broker, and a slow consumer.
-fn cluster(seed: u64, durability: Durability) -> ClusterSpec {
-    ClusterSpec {
-        seed,
-        tick_ms: 1,
-        duration_ms: 2000,
-        drain_timeout_ms: 4000,
-        transport: Transport::Network,
-        network: Default::default(),
-        broker: broker(durability, &["billing", "shipping"]),
-        server: Default::default(),
-        client: mqsim_harness::sim::spec::ClientSpec {
-            request_timeout_ms: Some(200),
-            connect_timeout_ms: Some(100),
-            ..Default::default()
-        },
-        producers: vec![ProducerSpec {
-            count: 2,
-            destination: "orders".into(),
-            messages_per_s: 150.0,
-            poison_fraction: 0.02,
-            dedup_ids: true,
-            retry: PublishRetry {
-                max_attempts: 10,
-                ..PublishRetry::default()
-            },
-            ..ProducerSpec::default()
-        }],
-        consumers: vec![consumers("billing", 2), consumers("shipping", 1)],
-        faults: vec![
-            fault(
-                500,
-                250,
-                Fault::Crash {
-                    hosts: vec!["broker".into()],
-                },
-            ),
-            fault(
-                1000,
-                300,
-                Fault::Partition {
-                    a: vec!["producer-0".into()],
-                    b: vec!["broker".into()],
-                    one_way: false,
-                },
-            ),
-            fault(
-                1200,
-                500,
-                Fault::Slow {
-                    hosts: vec!["group:shipping".into()],
-                    factor: 20.0,
-                },
-            ),
-        ],
-    }
-}
-
-fn fault(at_ms: u64, for_ms: u64, fault: Fault) -> FaultSpec {
-    FaultSpec {
-        at_ms,
-        for_ms: Some(for_ms),
-        fault,
-    }
-}
 
 fn go(spec: ClusterSpec) -> RunReport {
     match run(spec, None) {
@@ -200,67 +99,6 @@ fn no_confirmed_message_is_lost_with_always_durability() {
     ] {
         assert!(faults.contains(&expected), "{faults:?}");
     }
-}
-
-/// The cluster under every kind of fault: pause, hold, latency, crashes of a producer and a
-/// consumer, a one-way partition, and a partition left for the heal to end.
-fn every_fault(seed: u64) -> ClusterSpec {
-    let mut spec = cluster(seed, Durability::Always);
-    let hosts = |h: &[&str]| h.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    spec.faults = vec![
-        fault(
-            100,
-            200,
-            Fault::Pause {
-                hosts: hosts(&["producer-1", "consumer-0"]),
-            },
-        ),
-        fault(
-            300,
-            300,
-            Fault::Hold {
-                a: hosts(&["consumers"]),
-                b: hosts(&["broker"]),
-            },
-        ),
-        fault(
-            600,
-            400,
-            Fault::Latency {
-                a: hosts(&["clients"]),
-                b: hosts(&["broker"]),
-                latency_ms: 40,
-            },
-        ),
-        // Inside the latency window, so the producer has publishes in flight.
-        fault(
-            800,
-            150,
-            Fault::Crash {
-                hosts: hosts(&["producer-0", "consumer-2"]),
-            },
-        ),
-        fault(
-            1100,
-            200,
-            Fault::Partition {
-                a: hosts(&["group:billing"]),
-                b: hosts(&["broker"]),
-                one_way: true,
-            },
-        ),
-        // No end: the heal ends it.
-        FaultSpec {
-            at_ms: 1800,
-            for_ms: None,
-            fault: Fault::Partition {
-                a: hosts(&["producer-1"]),
-                b: hosts(&["broker"]),
-                one_way: false,
-            },
-        },
-    ];
-    spec
 }
 
 #[test]
