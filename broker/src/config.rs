@@ -316,6 +316,14 @@ pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), ConfigErr
 }
 
 impl BrokerConfig {
+    /// A broker with these destinations and durability.
+    pub fn new(durability: Durability, destinations: Vec<DestinationConfig>) -> Self {
+        BrokerConfig {
+            durability,
+            destinations,
+        }
+    }
+
     /// Checks every bound and cross-reference. A broker is only built from a valid config.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Durability::Interval { sync_interval_ms } = self.durability {
@@ -540,10 +548,7 @@ mod tests {
     }
 
     fn one(d: DestinationConfig) -> BrokerConfig {
-        BrokerConfig {
-            durability: Durability::Always,
-            destinations: vec![d],
-        }
+        BrokerConfig::new(Durability::Always, vec![d])
     }
 
     #[test]
@@ -607,43 +612,37 @@ mod tests {
             dead_letter: Some(to.to_owned()),
             ..DestinationConfig::queue(name)
         };
-        let missing = BrokerConfig {
-            durability: Durability::None,
-            destinations: vec![dlq("a", "nope")],
-        };
+        let missing = BrokerConfig::new(Durability::None, vec![dlq("a", "nope")]);
         assert!(matches!(
             missing.validate(),
             Err(ConfigError::UnknownDeadLetter { .. })
         ));
-        let cycle = BrokerConfig {
-            durability: Durability::None,
-            destinations: vec![dlq("a", "b"), dlq("b", "a")],
-        };
+        let cycle = BrokerConfig::new(Durability::None, vec![dlq("a", "b"), dlq("b", "a")]);
         assert!(matches!(
             cycle.validate(),
             Err(ConfigError::DeadLetterCycle { .. })
         ));
-        let to_topic = BrokerConfig {
-            durability: Durability::None,
-            destinations: vec![dlq("a", "t"), DestinationConfig::topic("t", &[])],
-        };
+        let to_topic = BrokerConfig::new(
+            Durability::None,
+            vec![dlq("a", "t"), DestinationConfig::topic("t", &[])],
+        );
         assert!(matches!(
             to_topic.validate(),
             Err(ConfigError::DeadLetterNotQueue { .. })
         ));
-        let chain = BrokerConfig {
-            durability: Durability::None,
-            destinations: vec![dlq("a", "b"), dlq("b", "c"), DestinationConfig::queue("c")],
-        };
+        let chain = BrokerConfig::new(
+            Durability::None,
+            vec![dlq("a", "b"), dlq("b", "c"), DestinationConfig::queue("c")],
+        );
         assert_eq!(chain.validate(), Ok(()));
     }
 
     #[test]
     fn names_must_be_unique_and_non_empty() {
-        let dup = BrokerConfig {
-            durability: Durability::None,
-            destinations: vec![DestinationConfig::queue("q"), DestinationConfig::queue("q")],
-        };
+        let dup = BrokerConfig::new(
+            Durability::None,
+            vec![DestinationConfig::queue("q"), DestinationConfig::queue("q")],
+        );
         assert!(matches!(dup.validate(), Err(ConfigError::Duplicate { .. })));
         assert!(matches!(
             one(DestinationConfig::queue("")).validate(),
