@@ -46,6 +46,7 @@
 mod broker;
 mod command;
 mod config;
+mod defect;
 mod dest;
 mod error;
 mod event;
@@ -62,6 +63,8 @@ pub use config::{
     BrokerConfig, DestinationConfig, DestinationKind, Durability, ExpiryAction, GroupConfig,
     OverflowPolicy, RetryPolicy, StartPosition, limits,
 };
+#[cfg(feature = "defects")]
+pub use defect::Defect;
 pub use error::{BrokerError, ConfigError, Result};
 pub use event::{DropReason, Event, EventKind, LeaseEnd, Slot};
 pub use message::{
