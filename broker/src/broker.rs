@@ -2,6 +2,7 @@
 
 use crate::command::{Command, Reply};
 use crate::config::{BrokerConfig, Durability, StartPosition};
+use crate::defect::Defect;
 use crate::error::{BrokerError, Result};
 use crate::event::Event;
 use crate::message::{
@@ -72,8 +73,24 @@ impl<S: Storage> Broker<S> {
         self.begin(now, !matches!(command, Command::Tick))?;
         let reply = self.state.exec(now, &command);
         let logged = matches!(&reply, Ok(r) if command.is_logged(r));
-        self.finish(now, logged, || command);
+        let lazy = self.syncs_lazily(&command);
+        self.finish(now, logged, lazy, || command);
         reply
+    }
+
+    /// Whether a defect answers `command` before its record is synced, leaving the sync to the
+    /// next change that is synced. Always false without the `defects` feature.
+    fn syncs_lazily(&self, command: &Command) -> bool {
+        let defects = self.state.defects;
+        match command {
+            Command::Publish { .. } | Command::PublishBatch { .. } => {
+                defects.has(Defect::ConfirmBeforeSync)
+            }
+            Command::Ack { .. } | Command::AckBatch { .. } => {
+                defects.has(Defect::ResurrectAckedOnRestart)
+            }
+            _ => false,
+        }
     }
 
     fn logging(&self) -> bool {
@@ -93,8 +110,9 @@ impl<S: Storage> Broker<S> {
 
     /// What every command does last: log it if it changed state, then sync per the policy.
     /// The command is built only when it is logged, so the typed methods below do not allocate
-    /// one under `Durability::None`.
-    fn finish(&mut self, now: Time, changed: bool, command: impl FnOnce() -> Command) {
+    /// one under `Durability::None`. `lazy` (only ever set by a defect) skips the sync that
+    /// `always` owes the command.
+    fn finish(&mut self, now: Time, changed: bool, lazy: bool, command: impl FnOnce() -> Command) {
         let wrote = changed && self.logging();
         if wrote {
             self.storage.append(Record::Applied {
@@ -102,7 +120,7 @@ impl<S: Storage> Broker<S> {
                 command: command(),
             });
         }
-        self.sync_per_policy(now, wrote);
+        self.sync_per_policy(now, wrote && !lazy);
     }
 
     fn sync_per_policy(&mut self, now: Time, wrote: bool) {
@@ -133,7 +151,8 @@ impl<S: Storage> Broker<S> {
         let result = state
             .resolve(destination)
             .and_then(|d| state.publish(now, d, &request));
-        self.finish(now, result.is_ok(), || Command::Publish {
+        let lazy = self.state.defects.has(Defect::ConfirmBeforeSync);
+        self.finish(now, result.is_ok(), lazy, || Command::Publish {
             destination: destination.to_owned(),
             request,
         });
@@ -159,7 +178,7 @@ impl<S: Storage> Broker<S> {
             state.receive(now, d, g, consumer, max_messages, None, ack_mode)
         });
         let changed = result.as_ref().is_ok_and(|v| !v.is_empty());
-        self.finish(now, changed, || Command::Receive {
+        self.finish(now, changed, false, || Command::Receive {
             destination: destination.to_owned(),
             group: group.map(str::to_owned),
             consumer,

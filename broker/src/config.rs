@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "defects")]
+use crate::defect::Defect;
 use crate::error::ConfigError;
 
 /// Hard ceilings that no configuration may exceed.
@@ -49,6 +51,10 @@ pub mod limits {
 }
 
 /// The whole broker: how it persists and which destinations exist.
+///
+/// With the `defects` feature it also lists the deliberate bugs to run with, so a struct
+/// literal naming only `durability` and `destinations` compiles only without the feature;
+/// [`BrokerConfig::new`] compiles either way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerConfig {
@@ -57,6 +63,11 @@ pub struct BrokerConfig {
     pub durability: Durability,
     /// Destinations, created when the broker starts. Their order fixes their ids.
     pub destinations: Vec<DestinationConfig>,
+    /// Deliberate bugs, for showing that a checker catches them. Only with the `defects`
+    /// feature; empty by default, which is the correct broker.
+    #[cfg(feature = "defects")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defects: Vec<Defect>,
 }
 
 /// When the broker syncs its log to storage.
@@ -316,8 +327,34 @@ pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), ConfigErr
 }
 
 impl BrokerConfig {
+    /// A broker with these destinations and durability (and, with the `defects` feature, no
+    /// defects).
+    pub fn new(durability: Durability, destinations: Vec<DestinationConfig>) -> Self {
+        BrokerConfig {
+            durability,
+            destinations,
+            #[cfg(feature = "defects")]
+            defects: Vec::new(),
+        }
+    }
+
+    /// Whether the broker runs with defect `d`.
+    #[cfg(feature = "defects")]
+    pub fn has_defect(&self, d: Defect) -> bool {
+        self.defects.contains(&d)
+    }
+
     /// Checks every bound and cross-reference. A broker is only built from a valid config.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        #[cfg(feature = "defects")]
+        for (i, d) in self.defects.iter().enumerate() {
+            if self.defects[..i].contains(d) {
+                return Err(ConfigError::Duplicate {
+                    what: "defect".into(),
+                    name: d.name().to_owned(),
+                });
+            }
+        }
         if let Durability::Interval { sync_interval_ms } = self.durability {
             check_range(
                 "",
@@ -540,10 +577,7 @@ mod tests {
     }
 
     fn one(d: DestinationConfig) -> BrokerConfig {
-        BrokerConfig {
-            durability: Durability::Always,
-            destinations: vec![d],
-        }
+        BrokerConfig::new(Durability::Always, vec![d])
     }
 
     #[test]
@@ -607,43 +641,37 @@ mod tests {
             dead_letter: Some(to.to_owned()),
             ..DestinationConfig::queue(name)
         };
-        let missing = BrokerConfig {
-            durability: Durability::None,
-            destinations: vec![dlq("a", "nope")],
-        };
+        let missing = BrokerConfig::new(Durability::None, vec![dlq("a", "nope")]);
         assert!(matches!(
             missing.validate(),
             Err(ConfigError::UnknownDeadLetter { .. })
         ));
-        let cycle = BrokerConfig {
-            durability: Durability::None,
-            destinations: vec![dlq("a", "b"), dlq("b", "a")],
-        };
+        let cycle = BrokerConfig::new(Durability::None, vec![dlq("a", "b"), dlq("b", "a")]);
         assert!(matches!(
             cycle.validate(),
             Err(ConfigError::DeadLetterCycle { .. })
         ));
-        let to_topic = BrokerConfig {
-            durability: Durability::None,
-            destinations: vec![dlq("a", "t"), DestinationConfig::topic("t", &[])],
-        };
+        let to_topic = BrokerConfig::new(
+            Durability::None,
+            vec![dlq("a", "t"), DestinationConfig::topic("t", &[])],
+        );
         assert!(matches!(
             to_topic.validate(),
             Err(ConfigError::DeadLetterNotQueue { .. })
         ));
-        let chain = BrokerConfig {
-            durability: Durability::None,
-            destinations: vec![dlq("a", "b"), dlq("b", "c"), DestinationConfig::queue("c")],
-        };
+        let chain = BrokerConfig::new(
+            Durability::None,
+            vec![dlq("a", "b"), dlq("b", "c"), DestinationConfig::queue("c")],
+        );
         assert_eq!(chain.validate(), Ok(()));
     }
 
     #[test]
     fn names_must_be_unique_and_non_empty() {
-        let dup = BrokerConfig {
-            durability: Durability::None,
-            destinations: vec![DestinationConfig::queue("q"), DestinationConfig::queue("q")],
-        };
+        let dup = BrokerConfig::new(
+            Durability::None,
+            vec![DestinationConfig::queue("q"), DestinationConfig::queue("q")],
+        );
         assert!(matches!(dup.validate(), Err(ConfigError::Duplicate { .. })));
         assert!(matches!(
             one(DestinationConfig::queue("")).validate(),

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::Bytes;
 
 use crate::config::{DestinationConfig, DestinationKind};
+use crate::defect::{Defect, Defects};
 use crate::message::{ConsumerId, DestId, GroupId, MessageId};
 use crate::time::Time;
 
@@ -158,6 +159,10 @@ pub(crate) struct Part {
 pub(crate) struct Fifo {
     pub heads: BTreeMap<String, (u32, u64)>,
     pub blocked: BTreeMap<String, VecDeque<(u32, u64)>>,
+    /// Only with [`Defect::FifoTwoInFlight`]: per group, a former head that was leased when the
+    /// group was released to its next message. While it is unfinished, the group is not
+    /// released again. Empty otherwise.
+    pub released: BTreeMap<String, (u32, u64)>,
 }
 
 /// A set of partition numbers, as a bitmap: a steady receive-ack loop empties and refills a
@@ -359,6 +364,7 @@ pub(crate) struct Dest {
     arrivals: u64,
     pub dedup: BTreeMap<String, (crate::message::Confirm, Time)>,
     pub dedup_order: VecDeque<(Time, String)>,
+    defects: Defects,
 }
 
 /// The state a newly admitted or promoted message starts in.
@@ -376,6 +382,7 @@ impl Dest {
         cfg: DestinationConfig,
         dlq: Option<DestId>,
         is_dlq_target: bool,
+        defects: Defects,
     ) -> Self {
         let fifo = cfg.fifo_groups;
         let p = cfg.partitions;
@@ -390,6 +397,7 @@ impl Dest {
             arrivals: 0,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
+            defects,
             cfg,
         };
         match d.cfg.kind {
@@ -430,7 +438,7 @@ impl Dest {
 
     /// Messages and bytes counted against `max_length` and `max_bytes`.
     pub fn length(&self) -> (u64, u64) {
-        if self.is_queue() {
+        if self.is_queue() && !self.defects.has(Defect::CountUnackedTowardMaxLength) {
             (self.subs[0].unleased(), self.subs[0].unleased_bytes)
         } else {
             self.log
@@ -547,18 +555,7 @@ impl Dest {
                 }
             } else if fifo.heads.get(&key) == Some(&(part, off)) {
                 fifo.heads.remove(&key);
-                let next = fifo.blocked.get_mut(&key).and_then(VecDeque::pop_front);
-                if fifo.blocked.get(&key).is_some_and(VecDeque::is_empty) {
-                    fifo.blocked.remove(&key);
-                }
-                if let Some((p2, o2)) = next {
-                    fifo.heads.insert(key, (p2, o2));
-                    let st = self.log[p2 as usize]
-                        .get(o2)
-                        .map_or(EState::Ready, |m| visible_state(m, now));
-                    let k2 = self.key(g, p2, o2);
-                    self.subs[g as usize].set_state(timers, k2, st);
-                }
+                self.unblock_next(timers, now, g, key);
             }
         }
         if self.is_queue()
@@ -574,6 +571,71 @@ impl Dest {
             });
         }
         Some(entry)
+    }
+
+    /// Makes the first message queued behind FIFO group `key` its head, visible per its delay.
+    /// Returns false if none is queued.
+    fn unblock_next(
+        &mut self,
+        timers: &mut BTreeSet<Timer>,
+        now: Time,
+        g: u32,
+        key: String,
+    ) -> bool {
+        let Some(fifo) = self.subs[g as usize].fifo.as_mut() else {
+            return false;
+        };
+        let next = fifo.blocked.get_mut(&key).and_then(VecDeque::pop_front);
+        if fifo.blocked.get(&key).is_some_and(VecDeque::is_empty) {
+            fifo.blocked.remove(&key);
+        }
+        let Some((p2, o2)) = next else {
+            return false;
+        };
+        fifo.heads.insert(key, (p2, o2));
+        let st = self.log[p2 as usize]
+            .get(o2)
+            .map_or(EState::Ready, |m| visible_state(m, now));
+        let k2 = self.key(g, p2, o2);
+        self.subs[g as usize].set_state(timers, k2, st);
+        true
+    }
+
+    /// [`Defect::FifoTwoInFlight`]: the head of a FIFO group at (`part`, `off`) was just leased;
+    /// release the group's next message at once, unless an earlier released head is still
+    /// unfinished (so at most two of a group are out of the blocked queue).
+    pub fn release_fifo_group_early(
+        &mut self,
+        timers: &mut BTreeSet<Timer>,
+        now: Time,
+        g: u32,
+        part: u32,
+        off: u64,
+    ) {
+        let Some(key) = self.log[part as usize].get(off).and_then(|m| m.key.clone()) else {
+            return;
+        };
+        let sub = &self.subs[g as usize];
+        let Some(fifo) = sub.fifo.as_ref() else {
+            return;
+        };
+        let earlier_unfinished = fifo
+            .released
+            .get(&key)
+            .is_some_and(|&(p2, o2)| sub.entry(p2, o2).is_some());
+        if fifo.heads.get(&key) != Some(&(part, off)) || earlier_unfinished {
+            return;
+        }
+        if self.unblock_next(timers, now, g, key.clone())
+            && let Some(fifo) = self.subs[g as usize].fifo.as_mut()
+        {
+            fifo.released.insert(key, (part, off));
+        }
+    }
+
+    /// [`Defect::ForgetDedupAfterDelivery`]: forgets the dedup ids that name message `id`.
+    pub fn forget_dedup_of(&mut self, id: MessageId) {
+        self.dedup.retain(|_, (c, _)| c.message_id != id);
     }
 
     /// The oldest message not leased in a queue, or the oldest retained message in a topic:

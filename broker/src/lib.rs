@@ -42,10 +42,43 @@
 //! and synced per [`Durability`]; recovery replays the synced records through the same code.
 //! A crash loses exactly what was not synced, and leases held at the crash end as failed
 //! deliveries.
+//!
+//! # Test-only defects
+//!
+//! A checker is only believable once it has been seen to fail. With the `defects` cargo feature
+//! (never on by default), `BrokerConfig` gains a `defects` list (`defects: [ignore-delay, ...]`
+//! in a scenario) of named, deliberate bugs, each imitating a real broker's failure and each
+//! documented with the invariant that should catch it (see `Defect`):
+//!
+//! | defect | the broker... | caught by |
+//! |---|---|---|
+//! | `confirm-before-sync` | confirms a publish under `always` before syncing it | no loss |
+//! | `lose-in-flight-on-restart` | forgets leased messages at recovery | no loss |
+//! | `dead-letter-early` | dead-letters after `max_deliveries - 1` deliveries | DLQ exactness |
+//! | `no-count-on-lease-expiry` | does not count a delivery whose lease ran out | DLQ exactness |
+//! | `redeliver-before-visibility-timeout` | ends leases at half the timeout | lease exclusivity |
+//! | `accept-stale-receipt` | accepts a receipt of an earlier lease | lease exclusivity |
+//! | `forget-dedup-after-delivery` | forgets a dedup id once its message is delivered | duplicates |
+//! | `ignore-requeue-delay` | ignores nack delays and retry backoff | timing |
+//! | `drop-head-instead-of-reject` | drops the oldest message instead of refusing a publish | backpressure |
+//! | `count-unacked-toward-max-length` | counts leased messages toward `max_length` | backpressure |
+//! | `fifo-two-in-flight` | releases a FIFO group's next message when its head is leased | FIFO exclusivity |
+//! | `ignore-delay` | makes delayed messages ready at once | timing |
+//! | `deliver-expired` | delivers queue messages whose time to live ran out | timing |
+//! | `resurrect-acked-on-restart` | answers acks under `always` before syncing them | no resurrection |
+//! | `dlq-full-drops` | silently drops what a full dead-letter queue should refuse | DLQ exactness |
+//!
+//! Defects are deterministic and applied by the same code on replay, so a defective broker still
+//! recovers consistently. Without the feature the field does not exist (a scenario naming it is
+//! refused as an unknown field) and every check is a constant `false` that compiles away. Build
+//! configurations with [`BrokerConfig::new`] rather than a struct literal so that they compile
+//! either way. A dependent turns it on with `features = ["defects"]`, or for one run with
+//! `--features mqsim-broker/defects`.
 
 mod broker;
 mod command;
 mod config;
+mod defect;
 mod dest;
 mod error;
 mod event;
@@ -62,6 +95,8 @@ pub use config::{
     BrokerConfig, DestinationConfig, DestinationKind, Durability, ExpiryAction, GroupConfig,
     OverflowPolicy, RetryPolicy, StartPosition, limits,
 };
+#[cfg(feature = "defects")]
+pub use defect::Defect;
 pub use error::{BrokerError, ConfigError, Result};
 pub use event::{DropReason, Event, EventKind, LeaseEnd, Slot};
 pub use message::{

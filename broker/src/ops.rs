@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::command::{Command, Reply};
 use crate::config::{DestinationKind, OverflowPolicy, StartPosition, limits};
+use crate::defect::Defect;
 use crate::dest::{EState, Msg};
 use crate::error::{BrokerError, Result, invalid};
 use crate::event::{DropReason, EventKind};
@@ -188,7 +189,7 @@ impl State {
         }
         let dest = &self.dests[d];
         let size = req.payload.len() as u64;
-        if dest.cfg.overflow == OverflowPolicy::RejectPublish && !dest.fits(1, size) {
+        if self.rejects_on_overflow(d) && !dest.fits(1, size) {
             let (length, bytes) = dest.length();
             let destination = dest.cfg.name.clone();
             self.out.emit(
@@ -203,7 +204,11 @@ impl State {
                 bytes,
             });
         }
-        let delay = req.delay_ms.unwrap_or(dest.cfg.delay_ms);
+        let delay = if self.defects.has(Defect::IgnoreDelay) {
+            0
+        } else {
+            req.delay_ms.unwrap_or(dest.cfg.delay_ms)
+        };
         let ttl = req.ttl_ms.or(dest.cfg.message_ttl_ms);
         let id = self.next_message_id();
         let msg = Msg {
@@ -240,6 +245,21 @@ impl State {
             },
         );
         Ok(confirm)
+    }
+
+    /// Whether a producer's publish beyond the bounds of `d` is refused rather than making room.
+    fn rejects_on_overflow(&self, d: usize) -> bool {
+        self.dests[d].cfg.overflow == OverflowPolicy::RejectPublish
+            && !self.defects.has(Defect::DropHeadInsteadOfReject)
+    }
+
+    /// How long a lease asked to last `ms` really lasts.
+    fn lease_ms(&self, ms: u64) -> u64 {
+        if self.defects.has(Defect::RedeliverBeforeVisibilityTimeout) {
+            (ms / 2).max(1)
+        } else {
+            ms
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -283,6 +303,7 @@ impl State {
             }
             budget = budget.min(limit - held);
         }
+        let lease_ms = self.lease_ms(visibility);
         let mut out = Vec::new();
         while out.len() < budget as usize {
             let dest = &mut self.dests[d];
@@ -317,7 +338,7 @@ impl State {
                 AckMode::Explicit => {
                     let token = self.next_token;
                     self.next_token += 1;
-                    let until = now.plus_ms(visibility);
+                    let until = now.plus_ms(lease_ms);
                     let st = EState::InFlight {
                         until,
                         token,
@@ -332,7 +353,13 @@ impl State {
                         offset: off,
                         token,
                     });
+                    if self.defects.has(Defect::FifoTwoInFlight) {
+                        dest.release_fifo_group_early(&mut self.timers, now, g, p, off);
+                    }
                 }
+            }
+            if self.defects.has(Defect::ForgetDedupAfterDelivery) {
+                self.dests[d].forget_dedup_of(delivery.message_id);
             }
             let kind = EventKind::Delivered {
                 message_id: delivery.message_id,
@@ -360,8 +387,11 @@ impl State {
                     .entry(r.partition, r.offset)
             })
             .flatten();
+        let stale_ok = self.defects.has(Defect::AcceptStaleReceipt);
         match entry.map(|e| e.state) {
-            Some(EState::InFlight { token, .. }) if token == r.token => {
+            Some(EState::InFlight { token, .. })
+                if token == r.token || (stale_ok && r.token < token) =>
+            {
                 Ok((d, r.group.0, r.partition, r.offset))
             }
             _ => Err(BrokerError::StaleReceipt),
@@ -417,18 +447,21 @@ impl State {
             ));
         }
         let (d, g, p, off) = self.lease(r)?;
-        let until = now.plus_ms(timeout_ms);
-        let consumer = match self.dests[d].subs[g as usize]
+        let until = now.plus_ms(self.lease_ms(timeout_ms));
+        // The lease's own token, which is the receipt's unless a defect accepted a stale one.
+        let (consumer, token) = match self.dests[d].subs[g as usize]
             .entry(p, off)
             .map(|e| e.state)
         {
-            Some(EState::InFlight { consumer, .. }) => consumer,
+            Some(EState::InFlight {
+                consumer, token, ..
+            }) => (consumer, token),
             _ => return Err(BrokerError::StaleReceipt),
         };
         let k = self.dests[d].key(g, p, off);
         let st = EState::InFlight {
             until,
-            token: r.token,
+            token,
             consumer,
         };
         self.dests[d].subs[g as usize].set_state(&mut self.timers, k, st);
@@ -494,7 +527,7 @@ impl State {
         }
         for (&d, &(count, bytes)) in &added {
             let dest = &self.dests[d];
-            if dest.cfg.overflow == OverflowPolicy::RejectPublish && !dest.fits(count, bytes) {
+            if self.rejects_on_overflow(d) && !dest.fits(count, bytes) {
                 let (length, bytes) = dest.length();
                 let destination = dest.cfg.name.clone();
                 return Err(BrokerError::Overflow {

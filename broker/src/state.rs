@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{BrokerConfig, ExpiryAction, OverflowPolicy};
+use crate::defect::{Defect, Defects};
 use crate::dest::{Dest, EState, Msg, TTL_GROUP, Timer};
 use crate::error::{BrokerError, ConfigError, Result};
 use crate::event::{DropReason, Event, EventKind, LeaseEnd, Slot};
@@ -42,6 +43,8 @@ pub(crate) struct State {
     pub next_msg: u64,
     pub next_token: u64,
     pub out: Out,
+    /// Deliberate bugs; none without the `defects` feature.
+    pub defects: Defects,
 }
 
 pub(crate) fn slot(d: usize, part: u32, off: u64) -> Slot {
@@ -55,6 +58,7 @@ pub(crate) fn slot(d: usize, part: u32, off: u64) -> Slot {
 impl State {
     pub fn new(config: &BrokerConfig) -> Result<State, ConfigError> {
         config.validate()?;
+        let defects = Defects::of(config);
         let by_name: BTreeMap<String, DestId> = config
             .destinations
             .iter()
@@ -77,6 +81,7 @@ impl State {
                     c.clone(),
                     dlq,
                     targets.contains(c.name.as_str()),
+                    defects,
                 )
             })
             .collect();
@@ -92,6 +97,7 @@ impl State {
                 events: Vec::new(),
                 record: true,
             },
+            defects,
         })
     }
 
@@ -183,6 +189,11 @@ impl State {
                         why,
                     },
                 );
+                if self.defects.has(Defect::NoCountOnLeaseExpiry)
+                    && let Some(e) = self.dests[d].subs[g as usize].entry_mut(p, off)
+                {
+                    e.deliveries = e.deliveries.saturating_sub(1);
+                }
                 self.fail_attempt(t.at, d, g, p, off, None);
             }
             _ => {}
@@ -214,15 +225,20 @@ impl State {
             self.expire_entry(at, d, g, p, off);
             return;
         }
+        let early = self.defects.has(Defect::DeadLetterEarly);
         if dest
             .cfg
             .max_deliveries
-            .is_some_and(|max| e.deliveries >= max)
+            .is_some_and(|max| e.deliveries >= if early { max - 1 } else { max })
         {
             self.dead_letter(at, d, g, p, off);
             return;
         }
-        let delay = delay_ms.unwrap_or_else(|| dest.cfg.retry.backoff_ms(e.deliveries));
+        let delay = if self.defects.has(Defect::IgnoreRequeueDelay) {
+            0
+        } else {
+            delay_ms.unwrap_or_else(|| dest.cfg.retry.backoff_ms(e.deliveries))
+        };
         let st = if delay > 0 {
             EState::Waiting(at.plus_ms(delay))
         } else {
@@ -266,6 +282,10 @@ impl State {
         if target.cfg.overflow == OverflowPolicy::RejectPublish
             && !target.fits(1, payload.len() as u64)
         {
+            if self.defects.has(Defect::DlqFullDrops) {
+                self.dests[d].remove_entry(&mut self.timers, at, g, p, off);
+                return true;
+            }
             self.out.emit(
                 at,
                 EventKind::DeadLetterRefused {
@@ -320,10 +340,11 @@ impl State {
             return;
         }
         if self.dests[d].is_queue() {
+            let lazy = self.defects.has(Defect::DeliverExpired);
             let Some(e) = self.dests[d].subs[0].entry_mut(p, off) else {
                 return;
             };
-            if matches!(e.state, EState::InFlight { .. }) {
+            if lazy || matches!(e.state, EState::InFlight { .. }) {
                 e.expired = true;
             } else {
                 self.expire_entry(at, d, 0, p, off);
@@ -452,6 +473,10 @@ impl State {
             }
         }
         for (d, g, p, off) in leased {
+            if self.defects.has(Defect::LoseInFlightOnRestart) {
+                self.dests[d].remove_entry(&mut self.timers, at, g, p, off);
+                continue;
+            }
             let id = self.message_id(d, p, off);
             let why = LeaseEnd::Restart;
             let kind = EventKind::LeaseEnded {

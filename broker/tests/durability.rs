@@ -10,9 +10,9 @@ use mqsim_broker::*;
 
 /// A queue with a dead-letter queue, and a topic with two partitions and two groups.
 fn config(durability: Durability) -> BrokerConfig {
-    BrokerConfig {
+    BrokerConfig::new(
         durability,
-        destinations: vec![
+        vec![
             DestinationConfig {
                 visibility_timeout_ms: 100,
                 max_deliveries: Some(2),
@@ -25,7 +25,7 @@ fn config(durability: Durability) -> BrokerConfig {
                 ..DestinationConfig::topic("t", &["a", "b"])
             },
         ],
-    }
+    )
 }
 
 const DESTINATIONS: [&str; 3] = ["q", "dlq", "t"];
@@ -470,13 +470,13 @@ fn timer_effects_before_a_crash_are_reproduced_by_recovery() {
 #[test]
 fn a_full_disk_refuses_every_change_and_changes_nothing() {
     // Room for four records: the start, two publishes and one receive.
-    let cfg = BrokerConfig {
-        durability: Durability::Always,
-        destinations: vec![
+    let cfg = BrokerConfig::new(
+        Durability::Always,
+        vec![
             DestinationConfig::queue("q"),
             DestinationConfig::topic("t", &[]),
         ],
-    };
+    );
     let mut b = Broker::open(cfg, MemDisk::with_capacity(4), t(0)).unwrap();
     b.publish(t(1), "q", PublishRequest::new("a")).unwrap();
     b.publish(t(1), "q", PublishRequest::new("b")).unwrap();

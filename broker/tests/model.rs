@@ -124,9 +124,9 @@ mod regressions {
     /// with one partition the same queue dropped the other message.
     #[test]
     fn drop_head_drops_the_earliest_arrival_across_partitions() {
-        let config = BrokerConfig {
-            durability: Durability::Always,
-            destinations: vec![
+        let config = BrokerConfig::new(
+            Durability::Always,
+            vec![
                 DestinationConfig {
                     visibility_timeout_ms: 100,
                     max_deliveries: Some(1),
@@ -140,7 +140,7 @@ mod regressions {
                     ..DestinationConfig::queue("dlq")
                 },
             ],
-        };
+        );
         let mut b = Broker::open(config, MemDisk::new(), t(0)).unwrap();
         let x = b.publish(t(1), "q", PublishRequest::new("x")).unwrap();
         let y = b.publish(t(1), "dlq", PublishRequest::new("y")).unwrap();
@@ -168,12 +168,12 @@ mod regressions {
     /// crash, the restarted broker lacked a publish that the next recovery then brought back.
     #[test]
     fn restart_without_a_disk_crash_keeps_one_history() {
-        let config = BrokerConfig {
-            durability: Durability::Interval {
+        let config = BrokerConfig::new(
+            Durability::Interval {
                 sync_interval_ms: 1000,
             },
-            destinations: vec![DestinationConfig::queue("q")],
-        };
+            vec![DestinationConfig::queue("q")],
+        );
         let mut b = Broker::open(config.clone(), MemDisk::new(), t(0)).unwrap();
         b.publish(t(1), "q", PublishRequest::new("x")).unwrap();
         assert_eq!(b.storage().unsynced_len(), 1);

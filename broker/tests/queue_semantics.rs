@@ -223,12 +223,12 @@ fn a_receipt_is_stale_after_ack_nack_expiry_redelivery_and_forgery() {
 #[test]
 fn a_receipt_from_before_a_restart_is_stale() {
     // Syncing once a second lets the second part lose a delivery in a crash.
-    let cfg = BrokerConfig {
-        durability: Durability::Interval {
+    let cfg = BrokerConfig::new(
+        Durability::Interval {
             sync_interval_ms: 1000,
         },
-        destinations: vec![queue("q")],
-    };
+        vec![queue("q")],
+    );
     let restart = |b: Broker, now: u64| {
         let mut disk = b.into_storage();
         disk.crash();

@@ -5,9 +5,9 @@ use mqsim_broker::*;
 
 #[test]
 fn publish_receive_ack_and_redelivery() {
-    let cfg = BrokerConfig {
-        durability: Durability::Always,
-        destinations: vec![
+    let cfg = BrokerConfig::new(
+        Durability::Always,
+        vec![
             DestinationConfig {
                 visibility_timeout_ms: 100,
                 max_deliveries: Some(2),
@@ -16,7 +16,7 @@ fn publish_receive_ack_and_redelivery() {
             },
             DestinationConfig::queue("dlq"),
         ],
-    };
+    );
     let mut b = Broker::open(cfg.clone(), MemDisk::new(), t(0)).unwrap();
     let c = b.publish(t(1), "q", PublishRequest::new("a")).unwrap();
     b.publish(t(1), "q", PublishRequest::new("b")).unwrap();

@@ -15,10 +15,7 @@ pub fn t(ms: u64) -> Time {
 
 /// A broker with the given durability and destinations, started at time zero on a fresh disk.
 pub fn broker_with(durability: Durability, destinations: Vec<DestinationConfig>) -> Broker {
-    let config = BrokerConfig {
-        durability,
-        destinations,
-    };
+    let config = BrokerConfig::new(durability, destinations);
     Broker::open(config, MemDisk::new(), t(0)).unwrap()
 }
 

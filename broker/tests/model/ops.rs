@@ -318,10 +318,7 @@ impl Setup {
             apply_ttl(&mut topic, t.ttl);
             destinations.push(topic);
         }
-        BrokerConfig {
-            durability: self.durability,
-            destinations,
-        }
+        BrokerConfig::new(self.durability, destinations)
     }
 }
 
