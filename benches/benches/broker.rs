@@ -40,10 +40,7 @@ fn payload() -> Bytes {
 }
 
 fn queue_config(durability: Durability) -> BrokerConfig {
-    BrokerConfig {
-        durability,
-        destinations: vec![DestinationConfig::queue(QUEUE)],
-    }
+    BrokerConfig::new(durability, vec![DestinationConfig::queue(QUEUE)])
 }
 
 fn group_name(g: usize) -> String {
@@ -60,15 +57,15 @@ fn topic_config() -> BrokerConfig {
             start: StartPosition::Latest,
         })
         .collect();
-    BrokerConfig {
-        durability: Durability::None,
-        destinations: vec![DestinationConfig {
+    BrokerConfig::new(
+        Durability::None,
+        vec![DestinationConfig {
             groups,
             max_length: 10_000,
             overflow: OverflowPolicy::DropHead,
             ..DestinationConfig::topic(TOPIC, &[])
         }],
-    }
+    )
 }
 
 /// A broker on one queue, its simulated clock and an iteration counter.
@@ -223,13 +220,13 @@ fn floor(c: &mut Criterion) {
 
 /// The queue of the recovery benchmarks: large enough to hold a backlog of a million messages.
 fn recovery_config() -> BrokerConfig {
-    BrokerConfig {
-        durability: Durability::Always,
-        destinations: vec![DestinationConfig {
+    BrokerConfig::new(
+        Durability::Always,
+        vec![DestinationConfig {
             max_length: 2_000_000,
             ..DestinationConfig::queue(QUEUE)
         }],
-    }
+    )
 }
 
 /// A `Durability::Always` log of about `records` records: publish, receive, ack cycles when

@@ -60,13 +60,13 @@ const SMOKE: Mode = Mode {
 // Specs
 
 fn queue_broker(durability: Durability) -> BrokerConfig {
-    BrokerConfig {
+    BrokerConfig::new(
         durability,
-        destinations: vec![DestinationConfig {
+        vec![DestinationConfig {
             max_length: 1_000_000,
             ..DestinationConfig::queue(QUEUE)
         }],
-    }
+    )
 }
 
 /// The runs of the overhead bench: one broker, 2 producers at `rate` messages per simulated

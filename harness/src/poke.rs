@@ -51,13 +51,13 @@ pub enum Poke {
 
 /// The configuration without `--config`: a queue `q` and a topic `t` with a group `g`.
 pub fn default_config() -> BrokerConfig {
-    BrokerConfig {
-        durability: Durability::default(),
-        destinations: vec![
+    BrokerConfig::new(
+        Durability::default(),
+        vec![
             DestinationConfig::queue("q"),
             DestinationConfig::topic("t", &["g"]),
         ],
-    }
+    )
 }
 
 /// Reads and checks a broker configuration file (YAML).

@@ -421,10 +421,7 @@ mod tests {
     }
 
     fn shared(max_pending: usize) -> Shared<MemDisk> {
-        let config = BrokerConfig {
-            durability: Default::default(),
-            destinations: vec![DestinationConfig::queue("q")],
-        };
+        let config = BrokerConfig::new(Default::default(), vec![DestinationConfig::queue("q")]);
         let broker = Broker::open(config, MemDisk::new(), Time::ZERO).unwrap();
         Shared {
             broker: Rc::new(RefCell::new(broker)),

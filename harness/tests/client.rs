@@ -605,10 +605,7 @@ fn max_in_flight_makes_further_calls_wait_for_a_slot() -> turmoil::Result {
 #[test]
 fn driver_operations_work_end_to_end_against_a_real_broker() -> turmoil::Result {
     let mut sim = sim(7);
-    let config = BrokerConfig {
-        durability: Durability::Always,
-        destinations: vec![DestinationConfig::queue("q")],
-    };
+    let config = BrokerConfig::new(Durability::Always, vec![DestinationConfig::queue("q")]);
     let broker = Rc::new(RefCell::new(
         Broker::open(config, MemDisk::new(), Time(0)).unwrap(),
     ));

@@ -12,9 +12,7 @@ use clusters::{broker, cluster, every_fault, fault};
 use mqsim_broker::{AckMode, Durability};
 use mqsim_harness::sim::history::{Completion, Op, What};
 use mqsim_harness::sim::spec::CrashSpec;
-use mqsim_harness::sim::{
-    ClusterSpec, Drain, Fault, ProducerSpec, RunReport, Transport, run,
-};
+use mqsim_harness::sim::{ClusterSpec, Drain, Fault, ProducerSpec, RunReport, Transport, run};
 
 fn go(spec: ClusterSpec) -> RunReport {
     match run(spec, None) {

@@ -19,13 +19,13 @@ const PORT: u16 = 7000;
 type Events = Rc<RefCell<Vec<Event>>>;
 
 fn broker_config() -> BrokerConfig {
-    BrokerConfig {
-        durability: Durability::Always,
-        destinations: vec![DestinationConfig {
+    BrokerConfig::new(
+        Durability::Always,
+        vec![DestinationConfig {
             visibility_timeout_ms: 100,
             ..DestinationConfig::queue("q")
         }],
-    }
+    )
 }
 
 fn sim() -> turmoil::Sim<'static> {

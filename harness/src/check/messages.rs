@@ -53,6 +53,9 @@ struct Walk {
     last_count: u32,
     lease_open: bool,
     last_failure: Option<(u64, u32, u32)>,
+    /// The last two deliveries and when the broker ended their leases (`u64::MAX`: not
+    /// seen to end), to tell which lease an ack settles.
+    recent: [(u32, u64); 2],
     final_ns: u64,
     too_many_reported: bool,
 }
@@ -189,6 +192,7 @@ fn walk(
     let keep_leases = dest.is_some_and(|d| d.fifo_groups) || (own && needs_leases);
     let mut w = Walk {
         final_ns: u64::MAX,
+        recent: [(NONE, u64::MAX); 2],
         ..Walk::default()
     };
     let mut open_lease: Option<usize> = None;
@@ -316,6 +320,7 @@ fn walk(
                 if mode == DeliveryMode::AtMostOnce {
                     w.final_ns = w.final_ns.min(at);
                 }
+                w.recent = [(i, u64::MAX), w.recent[0]];
                 w.last_delivery = Some(i);
                 w.last_count = delivery_count;
                 // Under auto acks a delivery takes no lease.
@@ -337,7 +342,12 @@ fn walk(
                     w.completed = true;
                 }
             }
-            What::Ok { op: Op::Ack, .. } => {
+            What::Ok {
+                op: Op::Ack,
+                invoke,
+                ..
+            } => {
+                stale_ack_check(f, s, &w, id, invoke, i, out);
                 w.completed = true;
                 w.acked = Some(w.acked.map_or((at, i), |a| a.min((at, i))));
                 w.final_ns = w.final_ns.min(at);
@@ -399,6 +409,9 @@ fn walk(
                     _ => ended = false,
                 }
                 if ended {
+                    if w.recent[0].1 == u64::MAX {
+                        w.recent[0].1 = at;
+                    }
                     w.lease_open = false;
                     end_lease(walked, &mut open_lease, at);
                 }
@@ -407,6 +420,40 @@ fn walk(
         }
     }
     w
+}
+
+/// An ack is accepted only for a live lease: one whose end the broker reported before the
+/// ack was sent was settled with a stale receipt.
+#[allow(clippy::too_many_arguments)]
+fn stale_ack_check(
+    f: &Facts<'_>,
+    s: &Settings,
+    w: &Walk,
+    id: u64,
+    invoke: u32,
+    i: u32,
+    out: &mut Findings,
+) {
+    let Some(ack) = f.entries.get(invoke as usize) else {
+        return;
+    };
+    // The lease the ack settles: the acking consumer's latest delivery.
+    let lease = w
+        .recent
+        .iter()
+        .find(|(d, _)| *d != NONE && f.entries[*d as usize].process == ack.process);
+    if let Some(&(d, ended)) = lease
+        && ended != u64::MAX
+        && ended.saturating_add(s.slack_ns) < ack.at_ns
+    {
+        out.add(
+            Invariant::LeaseExclusivity,
+            "stale-ack-accepted",
+            format!("message {id} was acked with the receipt of a lease that had already ended"),
+            vec![id],
+            vec![d, invoke, i],
+        );
+    }
 }
 
 fn end_lease(walked: &mut Walked, open: &mut Option<usize>, at: u64) {

@@ -179,7 +179,8 @@ pub struct InvariantReport {
 /// Counts the checkers measure besides violations.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
-    /// Confirmed messages not final in some subscription after the run (any delivery mode).
+    /// (Message, subscription) pairs where a confirmed message was not final after the run
+    /// (any delivery mode).
     pub lost: u64,
     /// Of those, in at-most-once subscriptions, where loss is allowed.
     pub lost_at_most_once: u64,

@@ -140,10 +140,12 @@ fn fifo_exclusivity(f: &Facts<'_>, s: &Settings, walked: &Walked, out: &mut Find
         if la.msg == lb.msg {
             continue;
         }
-        // a was delivered before b for certain, and its lease ended after b was delivered.
+        // Both came in one receive, so both were leased at once; or a was delivered before b
+        // for certain, and its lease ended after b was delivered.
+        let one_receive = receive_of(f, la.deliver) == receive_of(f, lb.deliver);
         let a_before_b =
             f.at(la.deliver).saturating_add(s.slack_ns) <= f.receive_invoked_at(lb.deliver);
-        if a_before_b && la.end_ns > f.at(lb.deliver).saturating_add(s.slack_ns) {
+        if one_receive || (a_before_b && la.end_ns > f.at(lb.deliver).saturating_add(s.slack_ns)) {
             let (ia, ib) = (f.msgs[la.msg as usize].id, f.msgs[lb.msg as usize].id);
             out.add(
                 Invariant::FifoExclusivity,
@@ -153,5 +155,13 @@ fn fifo_exclusivity(f: &Facts<'_>, s: &Settings, walked: &Walked, out: &mut Find
                 vec![la.deliver, lb.deliver],
             );
         }
+    }
+}
+
+/// The receive invoke behind delivery entry `i`.
+fn receive_of(f: &Facts<'_>, i: u32) -> u32 {
+    match f.entries[i as usize].what {
+        crate::sim::history::What::Deliver { invoke, .. } => invoke,
+        _ => NONE,
     }
 }

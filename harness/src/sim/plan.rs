@@ -270,10 +270,10 @@ mod tests {
             drain_timeout_ms: 10,
             transport: Default::default(),
             network: Default::default(),
-            broker: BrokerConfig {
-                durability: Durability::Always,
-                destinations: vec![DestinationConfig::queue("q"), topic],
-            },
+            broker: BrokerConfig::new(
+                Durability::Always,
+                vec![DestinationConfig::queue("q"), topic],
+            ),
             server: Default::default(),
             client: Default::default(),
             producers: vec![ProducerSpec {

@@ -21,10 +21,10 @@ pub fn broker(durability: Durability, groups: &[&str]) -> BrokerConfig {
         dead_letter: Some("orders-dlq".into()),
         ..DestinationConfig::topic("orders", &[])
     };
-    BrokerConfig {
+    BrokerConfig::new(
         durability,
-        destinations: vec![orders, DestinationConfig::queue("orders-dlq")],
-    }
+        vec![orders, DestinationConfig::queue("orders-dlq")],
+    )
 }
 
 pub fn consumers(group: &str, count: u32) -> ConsumerSpec {
@@ -169,7 +169,6 @@ pub fn every_fault(seed: u64) -> ClusterSpec {
     spec
 }
 
-
 /// A cluster that exercises every checker: a partitioned FIFO work queue with a delay, retry
 /// backoff, a small bound with reject-publish and a dead-letter queue; a topic with a time to
 /// live and drop-head, read by an at-least-once group, an at-most-once group and an
@@ -229,15 +228,15 @@ pub fn every_checker(seed: u64) -> ClusterSpec {
         drain_timeout_ms: 5000,
         transport: Transport::Network,
         network: Default::default(),
-        broker: BrokerConfig {
-            durability: Durability::Always,
-            destinations: vec![
+        broker: BrokerConfig::new(
+            Durability::Always,
+            vec![
                 jobs,
                 DestinationConfig::queue("jobs-dlq"),
                 events,
                 DestinationConfig::queue("events-dlq"),
             ],
-        },
+        ),
         server: Default::default(),
         client: mqsim_harness::sim::spec::ClientSpec {
             request_timeout_ms: Some(200),
