@@ -33,6 +33,9 @@ pub struct Msg {
     pub poison: bool,
     /// Whether anything showed it stored: a delivery or a broker event.
     pub seen: bool,
+    /// The partition it went to, from its confirm or else its first delivery or broker event
+    /// in its own destination; [`NONE`] when unknown.
+    pub partition: u32,
 }
 
 impl Msg {
@@ -58,6 +61,7 @@ pub struct Facts<'h> {
     /// Entries of message `i` are `timeline[start[i]..start[i + 1]]`.
     start: Vec<u32>,
     timeline: Vec<u32>,
+    timeline_subs: Vec<SubIndex>,
     /// Entries that name a message the harness cannot identify (a foreign payload).
     pub foreign: Vec<u32>,
     /// Publish attempts refused because the destination was full: the `fail` entries.
@@ -72,19 +76,42 @@ impl<'h> Facts<'h> {
     /// Indexes `history`.
     pub fn new(history: &'h History, plan: &'h Plan) -> Facts<'h> {
         let entries = history.entries();
-        let ids = history.broker_ids();
+        // Broker ids are learnt as the entries go by (from confirms, deliveries and the
+        // broker events that carry a payload), which resolves nearly every event that names
+        // only a broker id; the few that come before any record of their message wait in
+        // `late` until the whole history has been read. One pass over the entries instead of
+        // two.
+        let mut ids = BrokerIds::default();
+        let mut late = Vec::new();
         let mut index: IdTable<u32> = IdTable::new(32, 1);
-        let mut msgs: Vec<Msg> = Vec::new();
-        // Per entry, its message's index plus one (0: none), filled in the first pass so the
-        // second pass (bucketing) need not look ids up again.
-        let mut of_entry: Vec<u32> = vec![0; entries.len()];
+        let mut p = Pass {
+            history,
+            plan,
+            msgs: Vec::new(),
+            of_entry: vec![0; entries.len()],
+            entry_sub: vec![NO_SUB; entries.len()],
+            rejections: Vec::new(),
+        };
         let mut foreign = Vec::new();
-        let mut rejections = Vec::new();
         let mut overflow_drops = Vec::new();
         let mut drain_timed_out = None;
-        let full = |h: &History, error: u32| is_full_rejection(h.string(error));
         for (i, e) in entries.iter().enumerate() {
             let i = i as u32;
+            match e.what {
+                What::Ok {
+                    op: Op::Publish,
+                    msg,
+                    broker_msg,
+                    ..
+                }
+                | What::Deliver {
+                    msg, broker_msg, ..
+                }
+                | What::Broker {
+                    msg, broker_msg, ..
+                } if msg != NO_MSG && broker_msg != NO_MSG => ids.insert(broker_msg, msg),
+                _ => {}
+            }
             if let What::Broker {
                 event: BrokerEvent::DroppedOverflow,
                 ..
@@ -94,6 +121,11 @@ impl<'h> Facts<'h> {
             }
             let Some(id) = message_of(e, &ids) else {
                 match e.what {
+                    What::Broker {
+                        msg: NO_MSG,
+                        broker_msg,
+                        ..
+                    } if broker_msg != NO_MSG => late.push(i),
                     What::Deliver { .. } => foreign.push(i),
                     What::Broker { event, .. } if event.is_final_discard() => foreign.push(i),
                     What::Phase {
@@ -103,66 +135,30 @@ impl<'h> Facts<'h> {
                 }
                 continue;
             };
-            let slot = index.entry(id, 0);
-            if *slot == 0 {
-                msgs.push(Msg {
-                    id,
-                    producer: Process::MAX,
-                    destination: u16::MAX,
-                    key: NO_KEY,
-                    invoke: NONE,
-                    ok: NONE,
-                    attempts: 0,
-                    fails: 0,
-                    info: false,
-                    poison: false,
-                    seen: false,
-                });
-                *slot = msgs.len() as u32;
-            }
-            let m = *slot;
-            of_entry[i as usize] = m;
-            let msg = &mut msgs[m as usize - 1];
-            match e.what {
-                What::Invoke {
-                    op: Op::Publish,
-                    key,
-                    ..
-                } => {
-                    msg.attempts += 1;
-                    if msg.invoke == NONE {
-                        msg.invoke = i;
-                        msg.producer = e.process;
-                        msg.key = key;
-                        msg.destination =
-                            plan.producer(e.process).map_or(u16::MAX, |p| p.destination);
+            p.note(&mut index, id, e, i);
+            p.entry_sub[i as usize] = sub_of(entries, i);
+        }
+        for i in late {
+            let e = &entries[i as usize];
+            match message_of(e, &ids) {
+                Some(id) => {
+                    p.note(&mut index, id, e, i);
+                    p.entry_sub[i as usize] = sub_of(entries, i);
+                }
+                None => {
+                    if matches!(e.what, What::Broker { event, .. } if event.is_final_discard()) {
+                        foreign.push(i);
                     }
                 }
-                What::Ok {
-                    op: Op::Publish, ..
-                } if msg.ok == NONE => msg.ok = i,
-                What::Failed {
-                    op: Op::Publish,
-                    completion,
-                    error,
-                    ..
-                } => match completion {
-                    Completion::Info => msg.info = true,
-                    _ => {
-                        msg.fails += 1;
-                        if full(history, error) {
-                            rejections.push(i);
-                        }
-                    }
-                },
-                What::Deliver { poison, .. } => {
-                    msg.seen = true;
-                    msg.poison |= poison;
-                }
-                What::Broker { .. } => msg.seen = true,
-                _ => {}
             }
         }
+        let Pass {
+            msgs,
+            of_entry,
+            entry_sub,
+            rejections,
+            ..
+        } = p;
         // Bucket the entries by message, keeping recording order within a message.
         let mut start = vec![0u32; msgs.len() + 1];
         for &m in &of_entry {
@@ -174,11 +170,17 @@ impl<'h> Facts<'h> {
             start[k] += start[k - 1];
         }
         let mut fill = start.clone();
-        let mut timeline = vec![0u32; start.last().copied().unwrap_or(0) as usize];
+        let len = start.last().copied().unwrap_or(0) as usize;
+        let mut timeline = vec![0u32; len];
+        // The subscription of each timeline slot, found in the first pass while the entries
+        // were read in order, so that neither bucketing nor the walks go back to the entries
+        // (a large history is read from memory, not cache: every pass over it counts).
+        let mut timeline_subs = vec![NO_SUB; len];
         for (i, &m) in of_entry.iter().enumerate() {
             if m != 0 {
                 let slot = &mut fill[m as usize - 1];
                 timeline[*slot as usize] = i as u32;
+                timeline_subs[*slot as usize] = entry_sub[i];
                 *slot += 1;
             }
         }
@@ -189,6 +191,7 @@ impl<'h> Facts<'h> {
             msgs,
             start,
             timeline,
+            timeline_subs,
             foreign,
             rejections,
             overflow_drops,
@@ -201,48 +204,14 @@ impl<'h> Facts<'h> {
         &self.timeline[self.start[m] as usize..self.start[m + 1] as usize]
     }
 
-    /// The partition message number `m` went to, from its confirm or its first delivery or
-    /// broker event.
-    pub fn partition(&self, m: usize) -> Option<u32> {
-        let dest = self.msgs[m].destination;
-        let own = |sub: SubIndex| dest != u16::MAX && self.plan.subs_of(dest).contains(&sub);
-        self.timeline(m)
-            .iter()
-            .find_map(|&i| match self.entries[i as usize].what {
-                What::Ok {
-                    op: Op::Publish,
-                    partition,
-                    ..
-                } => Some(partition),
-                What::Deliver { partition, sub, .. } | What::Broker { partition, sub, .. }
-                    if own(sub) =>
-                {
-                    Some(partition)
-                }
-                _ => None,
-            })
-    }
-
     /// The time of entry `i`.
     pub fn at(&self, i: u32) -> u64 {
         self.entries[i as usize].at_ns
     }
 
-    /// The subscription entry `i` concerns, or [`NO_SUB`].
-    pub fn sub_of(&self, i: u32) -> SubIndex {
-        match self.entries[i as usize].what {
-            What::Invoke { sub, .. }
-            | What::Deliver { sub, .. }
-            | What::Effect { sub, .. }
-            | What::Broker { sub, .. } => sub,
-            What::Ok { invoke, .. } | What::Failed { invoke, .. } => {
-                match self.entries.get(invoke as usize).map(|e| e.what) {
-                    Some(What::Invoke { sub, .. }) => sub,
-                    _ => NO_SUB,
-                }
-            }
-            _ => NO_SUB,
-        }
+    /// The subscriptions of message `m`'s timeline entries, slot for slot.
+    pub fn timeline_subs(&self, m: usize) -> &[SubIndex] {
+        &self.timeline_subs[self.start[m] as usize..self.start[m + 1] as usize]
     }
 
     /// The time the receive behind delivery entry `i` was invoked: the broker delivered no
@@ -255,6 +224,125 @@ impl<'h> Facts<'h> {
                 .map_or(0, |e| e.at_ns.min(self.at(i))),
             _ => self.at(i),
         }
+    }
+}
+
+/// What the first pass over the entries builds.
+struct Pass<'h> {
+    history: &'h History,
+    plan: &'h Plan,
+    msgs: Vec<Msg>,
+    /// Per entry, its message's index plus one (0: none), so that bucketing need not look ids
+    /// up again.
+    of_entry: Vec<u32>,
+    /// Per entry, the subscription it concerns.
+    entry_sub: Vec<SubIndex>,
+    rejections: Vec<u32>,
+}
+
+impl Pass<'_> {
+    /// Records that entry `i` concerns message `id`.
+    fn note(&mut self, index: &mut IdTable<u32>, id: u64, e: &Entry, i: u32) {
+        let slot = index.entry(id, 0);
+        if *slot == 0 {
+            self.msgs.push(Msg {
+                id,
+                producer: Process::MAX,
+                destination: u16::MAX,
+                key: NO_KEY,
+                invoke: NONE,
+                ok: NONE,
+                attempts: 0,
+                fails: 0,
+                info: false,
+                poison: false,
+                seen: false,
+                partition: NONE,
+            });
+            *slot = self.msgs.len() as u32;
+        }
+        let m = *slot;
+        self.of_entry[i as usize] = m;
+        let plan = self.plan;
+        let msg = &mut self.msgs[m as usize - 1];
+        match e.what {
+            What::Invoke {
+                op: Op::Publish,
+                key,
+                ..
+            } => {
+                msg.attempts += 1;
+                if msg.invoke == NONE {
+                    msg.invoke = i;
+                    msg.producer = e.process;
+                    msg.key = key;
+                    msg.destination = plan.producer(e.process).map_or(u16::MAX, |p| p.destination);
+                }
+            }
+            What::Ok {
+                op: Op::Publish,
+                partition,
+                ..
+            } if msg.ok == NONE => {
+                msg.ok = i;
+                msg.partition = partition;
+            }
+            What::Failed {
+                op: Op::Publish,
+                completion,
+                error,
+                ..
+            } => match completion {
+                Completion::Info => msg.info = true,
+                _ => {
+                    msg.fails += 1;
+                    if is_full_rejection(self.history.string(error)) {
+                        self.rejections.push(i);
+                    }
+                }
+            },
+            What::Deliver {
+                poison,
+                partition,
+                sub,
+                ..
+            } => {
+                msg.seen = true;
+                msg.poison |= poison;
+                if msg.partition == NONE && own(plan, msg.destination, sub) {
+                    msg.partition = partition;
+                }
+            }
+            What::Broker { partition, sub, .. } => {
+                msg.seen = true;
+                if msg.partition == NONE && own(plan, msg.destination, sub) {
+                    msg.partition = partition;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether subscription `sub` belongs to destination `dest`.
+fn own(plan: &Plan, dest: u16, sub: SubIndex) -> bool {
+    dest != u16::MAX && plan.subs_of(dest).contains(&sub)
+}
+
+/// The subscription entry `i` concerns, or [`NO_SUB`].
+fn sub_of(entries: &[Entry], i: u32) -> SubIndex {
+    match entries[i as usize].what {
+        What::Invoke { sub, .. }
+        | What::Deliver { sub, .. }
+        | What::Effect { sub, .. }
+        | What::Broker { sub, .. } => sub,
+        What::Ok { invoke, .. } | What::Failed { invoke, .. } => {
+            match entries.get(invoke as usize).map(|e| e.what) {
+                Some(What::Invoke { sub, .. }) => sub,
+                _ => NO_SUB,
+            }
+        }
+        _ => NO_SUB,
     }
 }
 

@@ -90,8 +90,7 @@ pub fn check(
         if msg.destination != u16::MAX {
             subs.extend_from_slice(f.plan.subs_of(msg.destination));
         }
-        for &i in timeline {
-            let sub = f.sub_of(i);
+        for &sub in f.timeline_subs(m) {
             if sub != crate::sim::plan::NO_SUB && !subs.contains(&sub) {
                 subs.push(sub);
             }
@@ -197,8 +196,8 @@ fn walk(
     };
     let mut open_lease: Option<usize> = None;
     let id = msg.id;
-    for &i in timeline {
-        if f.sub_of(i) != sub {
+    for (&i, &of) in timeline.iter().zip(f.timeline_subs(m)) {
+        if of != sub {
             continue;
         }
         let at = f.at(i);

@@ -1,5 +1,7 @@
 //! Invariants between messages: lost-before-successor, ordering and FIFO-group exclusivity.
-//! Each sorts a list of per-message records once and compares neighbours.
+//! Each compares neighbours: consecutive messages of a lane, or deliveries of a key.
+
+use std::collections::BTreeMap;
 
 use crate::sim::history::NO_KEY;
 
@@ -28,80 +30,74 @@ type Lane = (u16, u32, u32);
 /// messages are ordered only within a partition, so their key part is the partition.
 fn lane(f: &Facts<'_>, m: usize) -> Option<Lane> {
     let msg = &f.msgs[m];
-    if msg.invoke == NONE {
+    if msg.invoke == NONE || msg.partition == NONE {
         return None;
     }
-    let partition = f.partition(m)?;
-    Some((msg.producer, msg.key, partition))
+    Some((msg.producer, msg.key, msg.partition))
 }
 
 fn lost_before_successor(f: &Facts<'_>, out: &mut Findings) {
-    // (lane, first invoke time, message index)
-    let mut v: Vec<(Lane, u64, u32)> = f
-        .msgs
-        .iter()
-        .enumerate()
-        .filter(|(_, msg)| msg.seen || msg.confirmed())
-        .filter_map(|(m, msg)| Some((lane(f, m)?, f.at(msg.invoke), m as u32)))
-        .collect();
-    v.sort_unstable();
-    for group in v.chunk_by(|a, b| a.0 == b.0) {
-        // The latest-sent message of the lane that was seen.
-        let Some(&(_, last_seen_ns, last)) = group
-            .iter()
-            .rev()
-            .find(|(_, _, m)| f.msgs[*m as usize].seen)
-        else {
+    // Per lane, the seen message sent last. Messages are in order of their first entry, their
+    // publish invoke, so a later one in the same lane replaces an earlier one. Lanes are few
+    // (producers times keys), so a map of them costs log(lanes) per message.
+    let mut last_seen: BTreeMap<Lane, u32> = BTreeMap::new();
+    for (m, msg) in f.msgs.iter().enumerate() {
+        if msg.seen
+            && let Some(lane) = lane(f, m)
+        {
+            last_seen.insert(lane, m as u32);
+        }
+    }
+    for (m, msg) in f.msgs.iter().enumerate() {
+        if msg.seen || !msg.confirmed() {
+            continue;
+        }
+        let Some(&last) = lane(f, m).and_then(|lane| last_seen.get(&lane)) else {
             continue;
         };
-        for &(_, _, m) in group {
-            let msg = &f.msgs[m as usize];
-            if msg.seen || !msg.confirmed() {
-                continue;
-            }
-            // Both times are the producer's own clock: no slack needed.
-            if f.at(msg.ok) < last_seen_ns {
-                let later = &f.msgs[last as usize];
-                out.add(
-                    Invariant::LostBeforeSuccessor,
-                    "lost-before-successor",
-                    format!(
-                        "message {} was confirmed and never seen, while message {}, sent after that \
-                         confirm on the same key and partition, was seen",
-                        msg.id, later.id
-                    ),
-                    vec![msg.id, later.id],
-                    vec![msg.ok, later.invoke],
-                );
-            }
+        let later = &f.msgs[last as usize];
+        // Both times are the producer's own clock: no slack needed.
+        if f.at(msg.ok) < f.at(later.invoke) {
+            out.add(
+                Invariant::LostBeforeSuccessor,
+                "lost-before-successor",
+                format!(
+                    "message {} was confirmed and never seen, while message {}, sent after that \
+                     confirm on the same key and partition, was seen",
+                    msg.id, later.id
+                ),
+                vec![msg.id, later.id],
+                vec![msg.ok, later.invoke],
+            );
         }
     }
 }
 
-fn ordering(f: &Facts<'_>, s: &Settings, walked: &Walked, out: &mut Findings, counts: &mut Counts) {
-    // (subscription, lane, first invoke entry, deliver entry, message index)
-    let mut v: Vec<(u16, Lane, u32, u32, u32)> = walked
-        .first_deliveries
-        .iter()
-        .filter_map(|&(sub, m, d)| {
-            let lane = lane(f, m as usize)?;
-            Some((sub, lane, f.msgs[m as usize].invoke, d, m))
-        })
-        .collect();
-    v.sort_unstable();
-    for pair in v.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
-        if a.0 != b.0 || a.1 != b.1 {
+fn ordering(
+    f: &Facts<'_>,
+    s: &Settings,
+    walked: &Walked,
+    out: &mut Findings,
+    counts: &mut Counts,
+) {
+    // First deliveries come in message order, which is publish order within a lane, so each
+    // is compared with the previous first delivery of its subscription and lane.
+    let mut previous: BTreeMap<(u16, Lane), (u32, u32)> = BTreeMap::new();
+    for &(sub, m, d) in &walked.first_deliveries {
+        let Some(lane) = lane(f, m as usize) else {
             continue;
-        }
-        let (ma, mb) = (&f.msgs[a.4 as usize], &f.msgs[b.4 as usize]);
+        };
+        let Some((pm, pd)) = previous.insert((sub, lane), (m, d)) else {
+            continue;
+        };
+        let (ma, mb) = (&f.msgs[pm as usize], &f.msgs[m as usize]);
         // Only a message confirmed before the next was sent has a place in the order.
         if !ma.confirmed() || f.at(ma.ok) > f.at(mb.invoke) {
             continue;
         }
         // b was first delivered no later than its deliver entry, a no earlier than its
         // receive was invoked.
-        if f.at(b.3).saturating_add(s.slack_ns) < f.receive_invoked_at(a.3) {
+        if f.at(d).saturating_add(s.slack_ns) < f.receive_invoked_at(pd) {
             counts.out_of_order += 1;
             out.add(
                 Invariant::Ordering,
@@ -112,7 +108,7 @@ fn ordering(f: &Facts<'_>, s: &Settings, walked: &Walked, out: &mut Findings, co
                     mb.id, ma.id
                 ),
                 vec![ma.id, mb.id],
-                vec![b.3, a.3],
+                vec![d, pd],
             );
         }
     }
