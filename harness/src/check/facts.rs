@@ -24,6 +24,10 @@ pub struct Msg {
     pub invoke: u32,
     /// The first `ok` of a publish, or [`NONE`].
     pub ok: u32,
+    /// The times of `invoke` and `ok` (0 when absent), kept here so that later checks need
+    /// not go back to the entries.
+    pub invoke_ns: u64,
+    pub ok_ns: u64,
     /// Publish attempts, and those that definitely failed.
     pub attempts: u32,
     pub fails: u32,
@@ -252,6 +256,8 @@ impl Pass<'_> {
                 key: NO_KEY,
                 invoke: NONE,
                 ok: NONE,
+                invoke_ns: 0,
+                ok_ns: 0,
                 attempts: 0,
                 fails: 0,
                 info: false,
@@ -274,6 +280,7 @@ impl Pass<'_> {
                 msg.attempts += 1;
                 if msg.invoke == NONE {
                     msg.invoke = i;
+                    msg.invoke_ns = e.at_ns;
                     msg.producer = e.process;
                     msg.key = key;
                     msg.destination = plan.producer(e.process).map_or(u16::MAX, |p| p.destination);
@@ -285,6 +292,7 @@ impl Pass<'_> {
                 ..
             } if msg.ok == NONE => {
                 msg.ok = i;
+                msg.ok_ns = e.at_ns;
                 msg.partition = partition;
             }
             What::Failed {

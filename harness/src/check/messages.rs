@@ -24,12 +24,25 @@ pub struct Lease {
     pub end_ns: u64,
 }
 
+/// A message's first delivery in a subscription.
+#[derive(Debug, Clone, Copy)]
+pub struct FirstDelivery {
+    pub sub: SubIndex,
+    /// Index into `Facts::msgs`.
+    pub msg: u32,
+    /// The `deliver` entry.
+    pub deliver: u32,
+    /// When its receive was invoked, and when it was recorded: the broker delivered it in
+    /// between.
+    pub lo_ns: u64,
+    pub hi_ns: u64,
+}
+
 /// What the walk hands on to the other checkers.
 #[derive(Debug, Default)]
 pub struct Walked {
-    /// `(subscription, message index, deliver entry)` of every message's first delivery in
-    /// each subscription of its own destination.
-    pub first_deliveries: Vec<(SubIndex, u32, u32)>,
+    /// Every message's first delivery in each subscription of its own destination.
+    pub first_deliveries: Vec<FirstDelivery>,
     /// Every lease, in subscriptions whose destination needs them (FIFO groups or a bound
     /// that was hit).
     pub leases: Vec<Lease>,
@@ -267,7 +280,13 @@ fn walk(
                 }
                 if own && let Some(d) = dest {
                     if w.deliveries == 1 {
-                        walked.first_deliveries.push((sub, m as u32, i));
+                        walked.first_deliveries.push(FirstDelivery {
+                            sub,
+                            msg: m as u32,
+                            deliver: i,
+                            lo_ns: lo,
+                            hi_ns: at,
+                        });
                         if d.delay_ms > 0
                             && msg.invoke != NONE
                             && at.saturating_add(slack)

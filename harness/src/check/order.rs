@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::sim::history::NO_KEY;
 
 use super::facts::{Facts, NONE};
-use super::messages::Walked;
+use super::messages::{FirstDelivery, Walked};
 use super::settings::Settings;
 use super::{Counts, Findings, Invariant};
 
@@ -57,7 +57,7 @@ fn lost_before_successor(f: &Facts<'_>, out: &mut Findings) {
         };
         let later = &f.msgs[last as usize];
         // Both times are the producer's own clock: no slack needed.
-        if f.at(msg.ok) < f.at(later.invoke) {
+        if msg.ok_ns < later.invoke_ns {
             out.add(
                 Invariant::LostBeforeSuccessor,
                 "lost-before-successor",
@@ -73,31 +73,25 @@ fn lost_before_successor(f: &Facts<'_>, out: &mut Findings) {
     }
 }
 
-fn ordering(
-    f: &Facts<'_>,
-    s: &Settings,
-    walked: &Walked,
-    out: &mut Findings,
-    counts: &mut Counts,
-) {
+fn ordering(f: &Facts<'_>, s: &Settings, walked: &Walked, out: &mut Findings, counts: &mut Counts) {
     // First deliveries come in message order, which is publish order within a lane, so each
     // is compared with the previous first delivery of its subscription and lane.
-    let mut previous: BTreeMap<(u16, Lane), (u32, u32)> = BTreeMap::new();
-    for &(sub, m, d) in &walked.first_deliveries {
-        let Some(lane) = lane(f, m as usize) else {
+    let mut previous: BTreeMap<(u16, Lane), FirstDelivery> = BTreeMap::new();
+    for &b in &walked.first_deliveries {
+        let Some(lane) = lane(f, b.msg as usize) else {
             continue;
         };
-        let Some((pm, pd)) = previous.insert((sub, lane), (m, d)) else {
+        let Some(a) = previous.insert((b.sub, lane), b) else {
             continue;
         };
-        let (ma, mb) = (&f.msgs[pm as usize], &f.msgs[m as usize]);
+        let (ma, mb) = (&f.msgs[a.msg as usize], &f.msgs[b.msg as usize]);
         // Only a message confirmed before the next was sent has a place in the order.
-        if !ma.confirmed() || f.at(ma.ok) > f.at(mb.invoke) {
+        if !ma.confirmed() || ma.ok_ns > mb.invoke_ns {
             continue;
         }
         // b was first delivered no later than its deliver entry, a no earlier than its
         // receive was invoked.
-        if f.at(d).saturating_add(s.slack_ns) < f.receive_invoked_at(pd) {
+        if b.hi_ns.saturating_add(s.slack_ns) < a.lo_ns {
             counts.out_of_order += 1;
             out.add(
                 Invariant::Ordering,
@@ -108,7 +102,7 @@ fn ordering(
                     mb.id, ma.id
                 ),
                 vec![ma.id, mb.id],
-                vec![d, pd],
+                vec![b.deliver, a.deliver],
             );
         }
     }

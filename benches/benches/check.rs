@@ -1,0 +1,118 @@
+//! Checker throughput (issue 4 item 6): history events checked per second, and how the time
+//! grows with the history (10x the history should cost at most 12x the time).
+//!
+//! ```sh
+//! CARGO_TARGET_DIR=/tmp/target-bench cargo bench -p mqsim-benches --bench check
+//! ```
+//!
+//! The histories come from real runs (outside the timed part): a queue with a dead-letter
+//! queue, 2 producers at 5,000 messages per simulated second each with 2 % poison, 4 consumers
+//! that fail 2 % of messages, explicit acks, over 1 s and 10 s of simulated time. Each
+//! iteration runs every checker over the whole history: [`mqsim_harness::check::check`],
+//! including the per-message index it builds.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use mqsim_broker::{BrokerConfig, DestinationConfig, Durability};
+use mqsim_harness::check;
+use mqsim_harness::sim::spec::{ClientSpec, Processing};
+use mqsim_harness::sim::{ClusterSpec, ConsumerSpec, ProducerSpec, RunReport, run};
+
+fn spec(duration_ms: u64) -> ClusterSpec {
+    let q = DestinationConfig {
+        max_length: 1_000_000,
+        max_deliveries: Some(3),
+        dead_letter: Some("dlq".into()),
+        visibility_timeout_ms: 1000,
+        ..DestinationConfig::queue("q")
+    };
+    ClusterSpec {
+        seed: 5,
+        tick_ms: 1,
+        duration_ms,
+        drain_timeout_ms: 10_000,
+        transport: Default::default(),
+        network: Default::default(),
+        broker: BrokerConfig::new(Durability::None, vec![q, DestinationConfig::queue("dlq")]),
+        server: Default::default(),
+        client: ClientSpec {
+            max_in_flight: Some(65_536),
+            ..Default::default()
+        },
+        producers: vec![ProducerSpec {
+            count: 2,
+            destination: "q".into(),
+            messages_per_s: 5_000.0,
+            max_in_flight: 65_536,
+            poison_fraction: 0.02,
+            ..ProducerSpec::default()
+        }],
+        consumers: vec![ConsumerSpec {
+            count: 4,
+            destination: "q".into(),
+            max_messages: 100,
+            processing: Processing::Constant { ms: 0 },
+            poll_interval_ms: 1,
+            failure_probability: 0.02,
+            ..ConsumerSpec::default()
+        }],
+        faults: Vec::new(),
+    }
+}
+
+fn history(duration_ms: u64) -> (ClusterSpec, RunReport) {
+    let spec = spec(duration_ms);
+    let r = run(spec.clone(), None).expect("the bench's run works");
+    assert!(r.drained());
+    (spec, r)
+}
+
+/// Bytes written between cold iterations: twice the last-level cache (32 MiB here), so that
+/// none of the history is left in cache.
+const FLUSH_BYTES: usize = 64 << 20;
+
+fn checkers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("check");
+    group.sample_size(10);
+    let mut flush = vec![0u8; FLUSH_BYTES];
+    for duration_ms in [1_000, 10_000] {
+        let (spec, r) = history(duration_ms);
+        let events = r.history.entries().len() as u64;
+        // The bench is only meaningful if the history is clean: a violation would send the
+        // checkers down their (rare) reporting paths.
+        let report = check::check(&r.history, &r.plan, &spec, r.drained());
+        assert_eq!(report.correctness_failures().count(), 0);
+        group.throughput(Throughput::Elements(events));
+        // Warm: the same history again and again, so a small one stays in cache.
+        group.bench_with_input(
+            BenchmarkId::new("warm", events),
+            &(&spec, &r),
+            |b, (spec, r)| {
+                b.iter(|| black_box(check::check(&r.history, &r.plan, spec, true)));
+            },
+        );
+        // Cold: the caches are flushed (untimed) before each check, as for a history that
+        // was just recorded by a long run and is checked once.
+        group.bench_with_input(
+            BenchmarkId::new("cold", events),
+            &(&spec, &r),
+            |b, (spec, r)| {
+                b.iter_batched(
+                    || {
+                        for (i, x) in flush.iter_mut().enumerate().step_by(64) {
+                            *x = x.wrapping_add(i as u8);
+                        }
+                    },
+                    |()| black_box(check::check(&r.history, &r.plan, spec, true)),
+                    BatchSize::PerIteration,
+                );
+            },
+        );
+    }
+    black_box(&flush);
+    group.finish();
+}
+
+criterion_group!(benches, checkers);
+criterion_main!(benches);
