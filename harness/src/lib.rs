@@ -1,8 +1,10 @@
-//! The mqsim harness: scenario loading and the commands behind the `mqsim` binary.
+//! The mqsim harness: the simulated cluster ([`sim`]), the checkers that judge its history
+//! ([`check`]), the wire protocol, server and client, and the commands behind the `mqsim`
+//! binary.
 //!
-//! At this stage only scenario headers are parsed and validated; the simulation itself does not
-//! exist yet. The modules are split so the real scenario loader can grow inside `scenario` and
-//! `diagnostic` without the command line changing shape.
+//! The command line still reads only scenario headers; mapping scenarios onto [`sim`] and
+//! [`check`] is the next step. The modules are split so that the scenario loader can grow
+//! inside `scenario` and `diagnostic` without the command line changing shape.
 
 pub mod check;
 pub mod client;
