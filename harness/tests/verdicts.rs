@@ -64,6 +64,24 @@ fn the_runs_exercise_every_checker() {
     assert!(c.lost_at_most_once > 0, "{c:?}");
 }
 
+/// The measurements of a real run are consistent: percentiles in order, throughput close to
+/// what the producers offered, and some lag while the slow group falls behind.
+#[test]
+fn a_run_is_measured() {
+    let spec = every_checker(4);
+    let r = run(spec.clone(), None).unwrap();
+    let m = check::measure(&r.history, &r.plan, &spec);
+    let e = m.e2e_latency_ms;
+    assert!(e.count > 1000 && e.p50 > 0.0, "{m:?}");
+    assert!(
+        e.p50 <= e.p90 && e.p90 <= e.p99 && e.p99 <= e.p999 && e.p999 <= e.max,
+        "{m:?}"
+    );
+    assert!(m.publish_latency_ms.p50 <= e.p50, "{m:?}");
+    assert!(m.max_lag > 10, "{m:?}");
+    assert!(m.throughput_per_s > 100.0 && m.sim_seconds > 1.5, "{m:?}");
+}
+
 /// With no durability the same broker crash loses confirmed messages, and the checkers say so
 /// in the invariants that define loss.
 #[test]

@@ -25,6 +25,7 @@
 mod backpressure;
 mod facts;
 mod messages;
+mod metrics;
 mod order;
 mod settings;
 
@@ -34,6 +35,7 @@ use crate::sim::history::History;
 use crate::sim::plan::Plan;
 use crate::sim::spec::ClusterSpec;
 
+pub use metrics::{Metrics, Percentiles, measure};
 pub use settings::{DeliveryMode, Settings};
 
 /// How many anomalies of one invariant a report lists; the count covers them all.
