@@ -15,6 +15,7 @@ pub mod driver;
 pub mod exit;
 pub mod net;
 pub mod poke;
+pub mod runner;
 pub mod scenario;
 pub mod server;
 pub mod sim;
