@@ -60,14 +60,14 @@ pub async fn run<D: DriverExt + 'static>(
         let mut settling = FuturesUnordered::new();
         let mut acks = Vec::new();
         for (delivery, msg, poison) in batch {
-            match drive(
-                &mut settling,
-                c.handle(delivery, msg, poison),
-                || true,
-                None,
-            )
-            .await
-            {
+            let handle = c.handle(delivery, msg, poison);
+            // With no nack in flight there is nothing to drive beside the message.
+            let settle = if settling.is_empty() {
+                handle.await
+            } else {
+                drive(&mut settling, handle, || true, None).await
+            };
+            match settle {
                 Some(Settle::Nack(nack)) => settling.push(nack),
                 Some(Settle::Ack(msg, receipt)) => acks.push((msg, receipt)),
                 None => {}
