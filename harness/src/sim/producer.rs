@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use mqsim_broker::{BrokerError, Confirm, PublishRequest};
+use mqsim_broker::{BrokerError, Confirm, PublishRequest, Time};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::Notify;
@@ -185,9 +185,11 @@ async fn publish_batch<D: DriverExt>(
         window.count.set(window.count.get().saturating_sub(1));
         window.freed.notify_one();
     };
+    // No time passes between the answer and these records: read the clock once.
+    let now = control.now();
     let mut retries = Vec::new();
     for (((attempt, request), invoke), outcome) in batch.into_iter().zip(invokes).zip(outcomes) {
-        if attempt.complete(&control, invoke, outcome) && attempt.retry.max_attempts > 1 {
+        if attempt.complete(&control, now, invoke, outcome) && attempt.retry.max_attempts > 1 {
             let (control, driver, destination) = (&control, &driver, &destination);
             let left = &left;
             retries.push(async move {
@@ -279,13 +281,18 @@ impl Attempts {
             let call = Call::publish(self.id, self.key, self.intended);
             let invoke = control.history.borrow_mut().invoke(now, p, call);
             let outcome = driver.publish(destination, request.clone()).await;
-            again = self.complete(control, invoke, outcome);
+            again = self.complete(control, control.now(), invoke, outcome);
         }
     }
 
-    /// Records an attempt's completion; returns whether to try again.
-    fn complete(&self, control: &Control, invoke: u32, outcome: Outcome<Confirm>) -> bool {
-        let now = control.now();
+    /// Records an attempt's completion at `now`; returns whether to try again.
+    fn complete(
+        &self,
+        control: &Control,
+        now: Time,
+        invoke: u32,
+        outcome: Outcome<Confirm>,
+    ) -> bool {
         let mut h = control.history.borrow_mut();
         match outcome {
             Outcome::Ok(c) => {
