@@ -17,6 +17,8 @@ use super::dense::BrokerIds;
 use super::history::{BrokerEvent, Entry, History, NO_KEY, Op, What};
 use super::ids::NO_MSG;
 use super::plan::{Plan, SubIndex};
+use super::spec::ClusterSpec;
+use super::summary::{Counter, Summary};
 
 /// Bytes gathered before they go to the writer and the hash together: hashing or writing
 /// each line on its own costs more than the bytes do.
@@ -153,6 +155,9 @@ const STREAM_QUEUE: usize = 64;
 ///   [`write`]'s bytes: the writer stops, and [`Stream::finish`] says so, so that the caller
 ///   writes the whole file again after the run.
 ///
+/// The writer also counts the [`Summary`] as the entries pass, in the same order and with the
+/// same resolved ids as [`Summary::with_ids`] on the finished history.
+///
 /// The thread is outside the simulation (turmoil's hosts never see it) and only reads copies,
 /// so it cannot change what the simulation does.
 #[derive(Debug)]
@@ -174,19 +179,20 @@ struct Batch {
 /// How the writer thread ended.
 #[derive(Debug)]
 enum Streamed {
-    /// The file is written: its SHA-256 and its length.
-    Written([u8; 32], u64),
+    /// The file is written: its SHA-256 and its length, and the history's summary.
+    Written([u8; 32], u64, Summary),
     /// A broker id was named with two harness ids; the output is not the file.
     Conflict,
 }
 
 impl Stream {
-    /// Starts the writer thread, which writes to `out`.
-    pub fn start(plan: Plan, out: Box<dyn Write + Send>) -> io::Result<Stream> {
+    /// Starts the writer thread, which writes to `out` and counts the summary of a run of
+    /// `spec`.
+    pub fn start(plan: Plan, spec: ClusterSpec, out: Box<dyn Write + Send>) -> io::Result<Stream> {
         let (tx, rx) = sync_channel(STREAM_QUEUE);
         let thread = std::thread::Builder::new()
             .name("mqsim-history".to_owned())
-            .spawn(move || write_stream(&plan, rx, out))?;
+            .spawn(move || write_stream(&plan, &spec, rx, out))?;
         Ok(Stream {
             tx: Some(tx),
             thread: Some(thread),
@@ -224,15 +230,16 @@ impl Stream {
         self.tx = None;
     }
 
-    /// Waits for the writer: the SHA-256 and the length of the file, or `None` when a broker
-    /// id was named with two harness ids and the output is not the file (see [`Stream`]).
-    pub fn finish(mut self) -> io::Result<Option<([u8; 32], u64)>> {
+    /// Waits for the writer: the SHA-256 and the length of the file and the history's
+    /// [`Summary`], or `None` when a broker id was named with two harness ids and the output is
+    /// not the file (see [`Stream`]).
+    pub fn finish(mut self) -> io::Result<Option<([u8; 32], u64, Summary)>> {
         self.tx = None;
         let Some(thread) = self.thread.take() else {
             return Ok(None);
         };
         match thread.join() {
-            Ok(Ok(Streamed::Written(digest, bytes))) => Ok(Some((digest, bytes))),
+            Ok(Ok(Streamed::Written(digest, bytes, summary))) => Ok(Some((digest, bytes, summary))),
             Ok(Ok(Streamed::Conflict)) => Ok(None),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(io::Error::other("the history writer thread panicked")),
@@ -252,10 +259,14 @@ impl Drop for Stream {
 /// The writer thread: see [`Stream`].
 fn write_stream(
     plan: &Plan,
+    spec: &ClusterSpec,
     rx: Receiver<Batch>,
     out: Box<dyn Write + Send>,
 ) -> io::Result<Streamed> {
     let mut out = Out::new(out);
+    let mut counter = Counter::new(plan, spec);
+    // The index of the next entry to write.
+    let mut index = 0;
     let mut strings = Vec::new();
     let mut ids = BrokerIds::default();
     // Entries received and not written yet: from the first whose broker id is unknown on.
@@ -283,15 +294,19 @@ fn write_stream(
             .unwrap_or(held.len());
         for e in &held[..ready] {
             out.line(&strings, e, plan, &ids)?;
+            counter.add(index, e, &ids);
+            index += 1;
         }
         held.drain(..ready);
     }
     // The run is over and the map is final.
     for e in &held {
         out.line(&strings, e, plan, &ids)?;
+        counter.add(index, e, &ids);
+        index += 1;
     }
     let (digest, bytes) = out.finish()?;
-    Ok(Streamed::Written(digest, bytes))
+    Ok(Streamed::Written(digest, bytes, counter.finish()))
 }
 
 fn line<'a>(strings: &'a [String], e: &Entry, plan: &'a Plan, ids: &BrokerIds) -> Line<'a> {
@@ -740,7 +755,11 @@ mod tests {
     use crate::sim::spec::{ClusterSpec, Transport};
 
     fn plan() -> Plan {
-        Plan::new(&ClusterSpec {
+        Plan::new(&spec())
+    }
+
+    fn spec() -> ClusterSpec {
+        ClusterSpec {
             seed: 1,
             tick_ms: 1,
             duration_ms: 10,
@@ -756,7 +775,7 @@ mod tests {
             producers: Vec::new(),
             consumers: Vec::new(),
             faults: Vec::new(),
-        })
+        }
     }
 
     fn acked(broker_msg: u64) -> What {
@@ -786,10 +805,10 @@ mod tests {
     }
 
     /// Streams `whats`, feeding after each entry as the step loop does after each step.
-    fn stream(whats: &[What]) -> (History, Option<([u8; 32], u64)>) {
+    fn stream(whats: &[What]) -> (History, Option<([u8; 32], u64, Summary)>) {
         let plan = plan();
         let mut h = History::new();
-        let mut s = Stream::start(plan.clone(), Box::new(io::sink())).unwrap();
+        let mut s = Stream::start(plan.clone(), spec(), Box::new(io::sink())).unwrap();
         for (i, &what) in whats.iter().enumerate() {
             let process = if matches!(what, What::Broker { .. }) {
                 BROKER
@@ -820,7 +839,8 @@ mod tests {
         let (h, streamed) = stream(&whats);
         let mut bytes = Vec::new();
         let written = write(&h, &plan(), &mut bytes).unwrap();
-        assert_eq!(streamed, Some(written));
+        let summary = Summary::of(&h, &plan(), &spec());
+        assert_eq!(streamed, Some((written.0, written.1, summary)));
         let text = String::from_utf8(bytes).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(
@@ -844,7 +864,7 @@ mod tests {
         }));
         whats.push(delivered(2, 10));
         let (_, streamed) = stream(&whats);
-        assert_eq!(streamed, None);
+        assert!(streamed.is_none());
     }
 
     #[test]

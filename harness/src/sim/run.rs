@@ -114,7 +114,7 @@ pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, 
         Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
         None => Box::new(std::io::sink()),
     };
-    let mut stream = jsonl::Stream::start(control.plan.clone(), out)?;
+    let mut stream = jsonl::Stream::start(control.plan.clone(), control.spec.clone(), out)?;
 
     let mut nemesis = Nemesis::new(&control, disk);
     let fault_end = Time::from_ms(spec.duration_ms);
@@ -185,20 +185,22 @@ pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, 
     // The hosts, which held the other references to the control, went with the simulation.
     let history = std::mem::take(&mut *control.history.borrow_mut());
     stream.close(&history);
-    // The summary is counted while the writer finishes the file.
-    let ids = history.broker_ids();
-    let summary = Summary::with_ids(&history, &control.plan, &control.spec, &ids);
-    let (digest, history_bytes) = match stream.finish()? {
+    let (digest, history_bytes, summary) = match stream.finish()? {
         Some(written) => written,
         // The streamed file could not stand for the finished history's (see `jsonl::Stream`):
-        // write it again, whole.
-        None => match history_path {
-            Some(path) => {
-                let file = std::io::BufWriter::new(std::fs::File::create(path)?);
-                jsonl::write_with_ids(&history, &control.plan, &ids, file)?
-            }
-            None => jsonl::write_with_ids(&history, &control.plan, &ids, std::io::sink())?,
-        },
+        // count and write it again, whole.
+        None => {
+            let ids = history.broker_ids();
+            let summary = Summary::with_ids(&history, &control.plan, &control.spec, &ids);
+            let (digest, bytes) = match history_path {
+                Some(path) => {
+                    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+                    jsonl::write_with_ids(&history, &control.plan, &ids, file)?
+                }
+                None => jsonl::write_with_ids(&history, &control.plan, &ids, std::io::sink())?,
+            };
+            (digest, bytes, summary)
+        }
     };
     Ok(RunReport {
         hash: hex(&digest),
