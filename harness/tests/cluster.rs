@@ -309,7 +309,13 @@ fn the_history_file_hashes_to_the_run_hash() {
 #[test]
 fn the_hand_written_history_lines_are_what_serde_json_writes() {
     // The whole schedule: a crash, a partition and a slow consumer give every kind of line.
-    let r = run(cluster(3, Durability::Always), None).unwrap();
+    let spec = cluster(3, Durability::Always);
+    let r = run(spec.clone(), None).unwrap();
+    // The run's summary is counted by the history writer as the entries stream past it.
+    assert_eq!(
+        r.summary,
+        mqsim_harness::sim::Summary::of(&r.history, &r.plan, &spec)
+    );
     let mut fast = Vec::new();
     let mut reference = Vec::new();
     let a = r.history.write_jsonl(&r.plan, &mut fast).unwrap();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use mqsim_broker::{AckMode, ConsumerId, Delivery, Receipt};
+use mqsim_broker::{AckMode, ConsumerId, Delivery, Receipt, Time};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -42,6 +42,7 @@ pub async fn run<D: DriverExt + 'static>(
         // A fresh consumer id per incarnation: the leases of the crashed one still count
         // against its in-flight limit until they run out.
         id: ConsumerId((u64::from(slot.index) << 32) | u64::from(incarnation)),
+        now: None,
         control,
         slot,
         driver,
@@ -60,14 +61,14 @@ pub async fn run<D: DriverExt + 'static>(
         let mut settling = FuturesUnordered::new();
         let mut acks = Vec::new();
         for (delivery, msg, poison) in batch {
-            match drive(
-                &mut settling,
-                c.handle(delivery, msg, poison),
-                || true,
-                None,
-            )
-            .await
-            {
+            let handle = c.handle(delivery, msg, poison);
+            // With no nack in flight there is nothing to drive beside the message.
+            let settle = if settling.is_empty() {
+                handle.await
+            } else {
+                drive(&mut settling, handle, || true, None).await
+            };
+            match settle {
                 Some(Settle::Nack(nack)) => settling.push(nack),
                 Some(Settle::Ack(msg, receipt)) => acks.push((msg, receipt)),
                 None => {}
@@ -94,6 +95,9 @@ struct Consumer<D> {
     spec: ConsumerSpec,
     rng: ChaCha8Rng,
     id: ConsumerId,
+    /// The simulated time, while it is known not to have moved: from a receive's answer until
+    /// the first message whose handling may wait (the clock only moves when a task waits).
+    now: Option<Time>,
 }
 
 impl<D: DriverExt + 'static> Consumer<D> {
@@ -116,6 +120,7 @@ impl<D: DriverExt + 'static> Consumer<D> {
             )
             .await;
         let now = self.control.now();
+        self.now = Some(now);
         let mut h = self.control.history.borrow_mut();
         match outcome {
             Outcome::Ok(deliveries) => {
@@ -158,6 +163,11 @@ impl<D: DriverExt + 'static> Consumer<D> {
             sample(&self.spec.processing, &mut self.rng),
             self.control.slow_factor(p),
         );
+        // Pauses change only between steps, so an unpaused host does not wait here; with no
+        // work either, this message's handling never waits, and the clock stays where it was.
+        if !work.is_zero() || !self.control.proc(p).paused.borrow().is_empty() {
+            self.now = None;
+        }
         if !work.is_zero() {
             tokio::time::sleep(work).await;
         }
@@ -175,7 +185,7 @@ impl<D: DriverExt + 'static> Consumer<D> {
                 let applied = self
                     .control
                     .apply_effect(sub, msg, self.spec.idempotent_sink);
-                let now = self.control.now();
+                let now = self.now.unwrap_or_else(|| self.control.now());
                 self.control
                     .history
                     .borrow_mut()

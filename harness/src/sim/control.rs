@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use mqsim_broker::{Broker, SharedDisk, Time};
 
+use super::dense::IdTable;
 use super::history::History;
 use super::plan::{Plan, Process, SubIndex};
 use super::spec::ClusterSpec;
@@ -68,7 +69,8 @@ pub struct Control {
     fault_phase: Cell<bool>,
     last_delivery: Cell<Time>,
     crash_requests: RefCell<Vec<CrashRequest>>,
-    sinks: Vec<RefCell<BTreeSet<u64>>>,
+    /// Per subscription, the harness ids its idempotent sink applied (1 = applied).
+    sinks: Vec<RefCell<IdTable<u8>>>,
     /// Directed links that lose everything (`from`, `to`); only the local transport reads it,
     /// the network transport has turmoil's partitions.
     cuts: RefCell<BTreeSet<(Process, Process)>>,
@@ -83,7 +85,11 @@ impl Control {
             .iter()
             .map(|_| ProcState::default())
             .collect();
-        let sinks = plan.subs.iter().map(|_| RefCell::default()).collect();
+        let sinks = plan
+            .subs
+            .iter()
+            .map(|_| RefCell::new(IdTable::new(32, 1)))
+            .collect();
         Control {
             spec,
             plan,
@@ -158,7 +164,7 @@ impl Control {
         let Some(sink) = self.sinks.get(usize::from(sub)) else {
             return true;
         };
-        let fresh = sink.borrow_mut().insert(msg);
+        let fresh = std::mem::replace(sink.borrow_mut().entry(msg, 0), 1) == 0;
         fresh || !idempotent
     }
 

@@ -103,6 +103,16 @@ impl BrokerIds {
         *self.table.entry(broker_msg, 0) = msg.wrapping_add(1);
     }
 
+    /// [`BrokerIds::insert`]; returns false when `broker_msg` was known as another harness id
+    /// before (the new one replaces it).
+    pub fn insert_checked(&mut self, broker_msg: u64, msg: u64) -> bool {
+        let slot = self.table.entry(broker_msg, 0);
+        let new = msg.wrapping_add(1);
+        let same = *slot == 0 || *slot == new;
+        *slot = new;
+        same
+    }
+
     /// The harness id of broker id `broker_msg`, if known.
     pub fn get(&self, broker_msg: u64) -> Option<u64> {
         match self.table.get(broker_msg, 0) {

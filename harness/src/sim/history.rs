@@ -265,6 +265,11 @@ impl History {
         self.strings.get(id as usize).map_or("", String::as_str)
     }
 
+    /// Every interned string, by id; strings are only ever appended.
+    pub fn strings(&self) -> &[String] {
+        &self.strings
+    }
+
     /// Bytes the history holds in memory, roughly: entries and interned strings.
     pub fn memory_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()
@@ -557,26 +562,48 @@ impl History {
     pub fn broker_ids(&self) -> BrokerIds {
         let mut map = BrokerIds::default();
         for e in &self.entries {
-            let (msg, broker_msg) = match e.what {
-                What::Ok {
-                    op: Op::Publish,
-                    msg,
-                    broker_msg,
-                    ..
-                } => (msg, broker_msg),
-                What::Deliver {
-                    msg, broker_msg, ..
-                } => (msg, broker_msg),
-                What::Broker {
-                    msg, broker_msg, ..
-                } => (msg, broker_msg),
-                _ => continue,
-            };
-            if msg != NO_MSG && broker_msg != NO_MSG {
+            if let Some((broker_msg, msg)) = e.id_pair() {
                 map.insert(broker_msg, msg);
             }
         }
         map
+    }
+}
+
+impl Entry {
+    /// The broker message id and harness message id this entry names together, if it names
+    /// both: what [`History::broker_ids`] is built from.
+    pub fn id_pair(&self) -> Option<(u64, u64)> {
+        let (msg, broker_msg) = match self.what {
+            What::Ok {
+                op: Op::Publish,
+                msg,
+                broker_msg,
+                ..
+            } => (msg, broker_msg),
+            What::Deliver {
+                msg, broker_msg, ..
+            } => (msg, broker_msg),
+            What::Broker {
+                msg, broker_msg, ..
+            } => (msg, broker_msg),
+            _ => return None,
+        };
+        (msg != NO_MSG && broker_msg != NO_MSG).then_some((broker_msg, msg))
+    }
+
+    /// The broker message id a line of the file form resolves to a harness id through
+    /// [`History::broker_ids`] (a broker event that carries no payload), if any.
+    pub fn unresolved_broker_msg(&self) -> Option<u64> {
+        match self.what {
+            What::Broker {
+                event,
+                msg,
+                broker_msg,
+                ..
+            } if event != BrokerEvent::Recovered && msg == NO_MSG => Some(broker_msg),
+            _ => None,
+        }
     }
 }
 

@@ -7,6 +7,8 @@
 //! bytes identifies the run.
 
 use std::io::{self, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -15,6 +17,8 @@ use super::dense::BrokerIds;
 use super::history::{BrokerEvent, Entry, History, NO_KEY, Op, What};
 use super::ids::NO_MSG;
 use super::plan::{Plan, SubIndex};
+use super::spec::ClusterSpec;
+use super::summary::{Counter, Summary};
 
 /// Bytes gathered before they go to the writer and the hash together: hashing or writing
 /// each line on its own costs more than the bytes do.
@@ -32,10 +36,11 @@ pub fn write_with_ids(
     ids: &BrokerIds,
     out: impl Write,
 ) -> io::Result<([u8; 32], u64)> {
-    write_lines(history, plan, ids, out, |line, chunk| {
-        line.write_json(chunk);
-        Ok(())
-    })
+    let mut out = Out::new(out);
+    for e in history.entries() {
+        out.line(history.strings(), e, plan, ids)?;
+    }
+    out.finish()
 }
 
 /// The same bytes as [`write`], each line formatted by serde_json instead: the reference the
@@ -55,32 +60,257 @@ fn write_lines(
     history: &History,
     plan: &Plan,
     ids: &BrokerIds,
-    mut out: impl Write,
+    out: impl Write,
     mut format: impl FnMut(&Line<'_>, &mut Vec<u8>) -> io::Result<()>,
 ) -> io::Result<([u8; 32], u64)> {
-    let mut hasher = Sha256::new();
-    let mut bytes = 0u64;
-    let mut chunk = Vec::with_capacity(CHUNK_BYTES + 1024);
-    let mut emit = |chunk: &mut Vec<u8>| -> io::Result<()> {
-        hasher.update(&chunk[..]);
-        out.write_all(chunk)?;
-        bytes += chunk.len() as u64;
-        chunk.clear();
-        Ok(())
-    };
+    let mut out = Out::new(out);
     for e in history.entries() {
-        format(&line(history, e, plan, ids), &mut chunk)?;
-        chunk.push(b'\n');
-        if chunk.len() >= CHUNK_BYTES {
-            emit(&mut chunk)?;
-        }
+        format(&line(history.strings(), e, plan, ids), &mut out.chunk)?;
+        out.end_line()?;
     }
-    emit(&mut chunk)?;
-    out.flush()?;
-    Ok((hasher.finalize().into(), bytes))
+    out.finish()
 }
 
-fn line<'a>(history: &'a History, e: &Entry, plan: &'a Plan, ids: &BrokerIds) -> Line<'a> {
+/// The file's bytes on their way out: gathered into chunks, each hashed and written.
+struct Out<W: Write> {
+    hasher: Sha256,
+    bytes: u64,
+    chunk: Vec<u8>,
+    out: W,
+}
+
+impl<W: Write> Out<W> {
+    fn new(out: W) -> Self {
+        Out {
+            hasher: Sha256::new(),
+            bytes: 0,
+            chunk: Vec::with_capacity(CHUNK_BYTES + 1024),
+            out,
+        }
+    }
+
+    /// Formats `e` as the next line.
+    fn line(
+        &mut self,
+        strings: &[String],
+        e: &Entry,
+        plan: &Plan,
+        ids: &BrokerIds,
+    ) -> io::Result<()> {
+        write_entry(&mut self.chunk, strings, e, plan, ids);
+        self.end_line()
+    }
+
+    /// Ends the line in the chunk, and passes the chunk on when it is full.
+    fn end_line(&mut self) -> io::Result<()> {
+        self.chunk.push(b'\n');
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.emit()?;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self) -> io::Result<()> {
+        self.hasher.update(&self.chunk[..]);
+        self.out.write_all(&self.chunk)?;
+        self.bytes += self.chunk.len() as u64;
+        self.chunk.clear();
+        Ok(())
+    }
+
+    /// The SHA-256 of every byte written, and their number.
+    fn finish(mut self) -> io::Result<([u8; 32], u64)> {
+        self.emit()?;
+        self.out.flush()?;
+        Ok((self.hasher.finalize().into(), self.bytes))
+    }
+}
+
+/// Entries gathered in the step loop before they go to the writer thread together.
+const STREAM_ENTRIES: usize = 16 * 1024;
+
+/// Batches of entries that may wait for the writer thread; beyond that the step loop waits.
+const STREAM_QUEUE: usize = 64;
+
+/// The file form written while the simulation runs, by a thread of its own.
+///
+/// Formatting and hashing the history is not simulated code, so it need not wait for the end
+/// of the run: the step loop hands the entries recorded so far to a writer thread every
+/// [`STREAM_ENTRIES`] entries ([`Stream::feed`]), and the writer formats and hashes them while
+/// the simulation goes on. The bytes are exactly those of [`write`] on the finished history:
+///
+/// * Entries are `Copy` and only ever appended; the writer gets copies, in recording order,
+///   with the interned strings added since the last batch (a string is interned before the
+///   entry that names it is recorded, so it always comes with or before that entry).
+/// * The only part of a line that depends on later entries is the harness id of a broker
+///   event that names only the broker's id ([`Entry::unresolved_broker_msg`]), resolved
+///   through [`History::broker_ids`]: the map of every (broker id, harness id) pair recorded
+///   anywhere in the run, a later pair replacing an earlier one. The writer builds the same
+///   map as the entries arrive. Where no broker id is ever named with two different harness
+///   ids (always, in a harness run: broker ids are unique and a harness id comes from the
+///   payload), a pair known at some point is the pair of the finished map, so a line can be
+///   written as soon as its broker id is known. A line whose id is not known yet holds back
+///   itself and every line after it until it is, or until the run ends and the map is final.
+/// * If a broker id is ever named with a second harness id, what was written may differ from
+///   [`write`]'s bytes: the writer stops, and [`Stream::finish`] says so, so that the caller
+///   writes the whole file again after the run.
+///
+/// The writer also counts the [`Summary`] as the entries pass, in the same order and with the
+/// same resolved ids as [`Summary::with_ids`] on the finished history.
+///
+/// The thread is outside the simulation (turmoil's hosts never see it) and only reads copies,
+/// so it cannot change what the simulation does.
+#[derive(Debug)]
+pub struct Stream {
+    tx: Option<SyncSender<Batch>>,
+    thread: Option<JoinHandle<io::Result<Streamed>>>,
+    /// Entries and interned strings handed over so far.
+    entries: usize,
+    strings: usize,
+}
+
+/// Entries for the writer thread, and the strings interned since the last batch.
+#[derive(Debug)]
+struct Batch {
+    entries: Vec<Entry>,
+    strings: Vec<String>,
+}
+
+/// How the writer thread ended.
+#[derive(Debug)]
+enum Streamed {
+    /// The file is written: its SHA-256 and its length, and the history's summary.
+    Written([u8; 32], u64, Summary),
+    /// A broker id was named with two harness ids; the output is not the file.
+    Conflict,
+}
+
+impl Stream {
+    /// Starts the writer thread, which writes to `out` and counts the summary of a run of
+    /// `spec`.
+    pub fn start(plan: Plan, spec: ClusterSpec, out: Box<dyn Write + Send>) -> io::Result<Stream> {
+        let (tx, rx) = sync_channel(STREAM_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("mqsim-history".to_owned())
+            .spawn(move || write_stream(&plan, &spec, rx, out))?;
+        Ok(Stream {
+            tx: Some(tx),
+            thread: Some(thread),
+            entries: 0,
+            strings: 0,
+        })
+    }
+
+    /// Hands the entries recorded since the last batch to the writer, once there are enough.
+    pub fn feed(&mut self, history: &History) {
+        if history.entries().len() - self.entries >= STREAM_ENTRIES {
+            self.send(history);
+        }
+    }
+
+    fn send(&mut self, history: &History) {
+        let batch = Batch {
+            entries: history.entries()[self.entries..].to_vec(),
+            strings: history.strings()[self.strings..].to_vec(),
+        };
+        self.entries = history.entries().len();
+        self.strings = history.strings().len();
+        // A send fails only when the writer has stopped, on an error or a conflict, which
+        // `finish` reports.
+        if let Some(tx) = &self.tx
+            && tx.send(batch).is_err()
+        {
+            self.tx = None;
+        }
+    }
+
+    /// Hands over the rest of the finished `history` and tells the writer that was all.
+    pub fn close(&mut self, history: &History) {
+        self.send(history);
+        self.tx = None;
+    }
+
+    /// Waits for the writer: the SHA-256 and the length of the file and the history's
+    /// [`Summary`], or `None` when a broker id was named with two harness ids and the output is
+    /// not the file (see [`Stream`]).
+    pub fn finish(mut self) -> io::Result<Option<([u8; 32], u64, Summary)>> {
+        self.tx = None;
+        let Some(thread) = self.thread.take() else {
+            return Ok(None);
+        };
+        match thread.join() {
+            Ok(Ok(Streamed::Written(digest, bytes, summary))) => Ok(Some((digest, bytes, summary))),
+            Ok(Ok(Streamed::Conflict)) => Ok(None),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io::Error::other("the history writer thread panicked")),
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread: see [`Stream`].
+fn write_stream(
+    plan: &Plan,
+    spec: &ClusterSpec,
+    rx: Receiver<Batch>,
+    out: Box<dyn Write + Send>,
+) -> io::Result<Streamed> {
+    let mut out = Out::new(out);
+    let mut counter = Counter::new(plan, spec);
+    // The index of the next entry to write.
+    let mut index = 0;
+    let mut strings = Vec::new();
+    let mut ids = BrokerIds::default();
+    // Entries received and not written yet: from the first whose broker id is unknown on.
+    let mut held: Vec<Entry> = Vec::new();
+    for batch in rx {
+        strings.extend(batch.strings);
+        for e in &batch.entries {
+            if let Some((broker_msg, msg)) = e.id_pair()
+                && !ids.insert_checked(broker_msg, msg)
+            {
+                return Ok(Streamed::Conflict);
+            }
+        }
+        if held.is_empty() {
+            held = batch.entries;
+        } else {
+            held.extend_from_slice(&batch.entries);
+        }
+        let ready = held
+            .iter()
+            .position(|e| {
+                e.unresolved_broker_msg()
+                    .is_some_and(|b| ids.get(b).is_none())
+            })
+            .unwrap_or(held.len());
+        for e in &held[..ready] {
+            out.line(&strings, e, plan, &ids)?;
+            counter.add(index, e, &ids);
+            index += 1;
+        }
+        held.drain(..ready);
+    }
+    // The run is over and the map is final.
+    for e in &held {
+        out.line(&strings, e, plan, &ids)?;
+        counter.add(index, e, &ids);
+        index += 1;
+    }
+    let (digest, bytes) = out.finish()?;
+    Ok(Streamed::Written(digest, bytes, counter.finish()))
+}
+
+fn line<'a>(strings: &'a [String], e: &Entry, plan: &'a Plan, ids: &BrokerIds) -> Line<'a> {
+    let string = |id: u32| strings.get(id as usize).map_or("", String::as_str);
     let mut l = Line {
         time_ns: e.at_ns,
         process: plan.name(e.process),
@@ -150,7 +380,7 @@ fn line<'a>(history: &'a History, e: &Entry, plan: &'a Plan, ids: &BrokerIds) ->
             l.op = Some(op.name());
             l.invoke = Some(invoke);
             l.msg = msg(m);
-            l.error = Some(history.string(error));
+            l.error = Some(string(error));
         }
         What::Deliver {
             invoke,
@@ -186,7 +416,7 @@ fn line<'a>(history: &'a History, e: &Entry, plan: &'a Plan, ids: &BrokerIds) ->
         }
         What::Nemesis { text } => {
             l.kind = "nemesis";
-            l.fault = Some(history.string(text));
+            l.fault = Some(string(text));
         }
         What::Phase { phase } => {
             l.kind = "phase";
@@ -223,6 +453,190 @@ fn line<'a>(history: &'a History, e: &Entry, plan: &'a Plan, ids: &BrokerIds) ->
         }
     }
     l
+}
+
+/// Appends the line of `e` as compact JSON, without building a [`Line`]: byte for byte what
+/// serde_json writes for [`line`]'s `Line` (fields in declaration order, absent ones left
+/// out), which a cluster test checks on a run with every kind of line.
+fn write_entry(out: &mut Vec<u8>, strings: &[String], e: &Entry, plan: &Plan, ids: &BrokerIds) {
+    let string = |id: u32| strings.get(id as usize).map_or("", String::as_str);
+    out.extend_from_slice(b"{\"time_ns\":");
+    put_u64(out, e.at_ns);
+    out.extend_from_slice(b",\"process\":");
+    put_str(out, plan.name(e.process));
+    let msg = |out: &mut Vec<u8>, name: &[u8], m: u64| {
+        if m != NO_MSG {
+            put_u64_field(out, name, m);
+        }
+    };
+    let key = |out: &mut Vec<u8>, k: u32| {
+        if k != NO_KEY {
+            out.extend_from_slice(b",\"key\":\"k");
+            put_u64(out, k.into());
+            out.push(b'"');
+        }
+    };
+    let sub = |out: &mut Vec<u8>, s: SubIndex| {
+        if let Some(s) = plan.subs.get(usize::from(s)) {
+            put_str_field(out, b",\"destination\":", &s.destination);
+            if let Some(g) = &s.group {
+                put_str_field(out, b",\"group\":", g);
+            }
+        }
+    };
+    match e.what {
+        What::Invoke {
+            op,
+            msg: m,
+            key: k,
+            sub: s,
+            intended_ns,
+        } => {
+            out.extend_from_slice(b",\"type\":\"invoke\"");
+            put_str_field(out, b",\"op\":", op.name());
+            msg(out, b",\"msg\":", m);
+            key(out, k);
+            if op == Op::Publish {
+                // A publish names its producer's destination, and the group of its
+                // subscription if it has one (it never does).
+                let destination = plan
+                    .producer(e.process)
+                    .and_then(|p| plan.destinations.get(usize::from(p.destination)));
+                if let Some(d) = destination {
+                    put_str_field(out, b",\"destination\":", d);
+                }
+                if let Some(g) = plan.subs.get(usize::from(s)).and_then(|s| s.group.as_ref()) {
+                    put_str_field(out, b",\"group\":", g);
+                }
+                put_u64_field(out, b",\"intended_ns\":", intended_ns);
+            } else {
+                sub(out, s);
+            }
+        }
+        What::Ok {
+            invoke,
+            op,
+            msg: m,
+            broker_msg,
+            partition,
+            offset,
+            count,
+        } => {
+            out.extend_from_slice(b",\"type\":\"ok\"");
+            put_str_field(out, b",\"op\":", op.name());
+            put_u64_field(out, b",\"invoke\":", invoke.into());
+            msg(out, b",\"msg\":", m);
+            match op {
+                Op::Publish => {
+                    msg(out, b",\"broker_msg\":", broker_msg);
+                    put_u64_field(out, b",\"partition\":", partition.into());
+                    put_u64_field(out, b",\"offset\":", offset);
+                    out.extend_from_slice(b",\"duplicate\":");
+                    put_bool(out, count != 0);
+                }
+                Op::Receive => put_u64_field(out, b",\"count\":", count.into()),
+                Op::Ack | Op::Nack => {}
+            }
+        }
+        What::Failed {
+            invoke,
+            op,
+            msg: m,
+            completion,
+            error,
+        } => {
+            put_str_field(out, b",\"type\":", completion.name());
+            put_str_field(out, b",\"op\":", op.name());
+            put_u64_field(out, b",\"invoke\":", invoke.into());
+            msg(out, b",\"msg\":", m);
+            put_str_field(out, b",\"error\":", string(error));
+        }
+        What::Deliver {
+            invoke,
+            msg: m,
+            broker_msg,
+            partition,
+            offset,
+            delivery_count,
+            key: k,
+            sub: s,
+            poison,
+        } => {
+            out.extend_from_slice(b",\"type\":\"deliver\"");
+            put_u64_field(out, b",\"invoke\":", invoke.into());
+            msg(out, b",\"msg\":", m);
+            msg(out, b",\"broker_msg\":", broker_msg);
+            key(out, k);
+            sub(out, s);
+            put_u64_field(out, b",\"partition\":", partition.into());
+            put_u64_field(out, b",\"offset\":", offset);
+            put_u64_field(out, b",\"delivery_count\":", delivery_count.into());
+            if poison {
+                out.extend_from_slice(b",\"poison\":true");
+            }
+        }
+        What::Effect {
+            msg: m,
+            sub: s,
+            applied,
+        } => {
+            out.extend_from_slice(b",\"type\":\"effect\"");
+            msg(out, b",\"msg\":", m);
+            sub(out, s);
+            out.extend_from_slice(b",\"applied\":");
+            put_bool(out, applied);
+        }
+        What::Nemesis { text } => {
+            out.extend_from_slice(b",\"type\":\"nemesis\"");
+            put_str_field(out, b",\"fault\":", string(text));
+        }
+        What::Phase { phase } => {
+            out.extend_from_slice(b",\"type\":\"phase\"");
+            put_str_field(out, b",\"phase\":", phase.name());
+        }
+        What::Broker {
+            event,
+            msg: m,
+            broker_msg,
+            sub: s,
+            partition,
+            offset,
+            count,
+        } => {
+            out.extend_from_slice(b",\"type\":\"broker\"");
+            put_str_field(out, b",\"event\":", event.name());
+            if event == BrokerEvent::Recovered {
+                put_u64_field(out, b",\"epoch\":", count.into());
+            } else {
+                let resolved = if m == NO_MSG {
+                    ids.get(broker_msg)
+                } else {
+                    Some(m)
+                };
+                if let Some(r) = resolved {
+                    put_u64_field(out, b",\"msg\":", r);
+                }
+                msg(out, b",\"broker_msg\":", broker_msg);
+                sub(out, s);
+                put_u64_field(out, b",\"partition\":", partition.into());
+                put_u64_field(out, b",\"offset\":", offset);
+                if event == BrokerEvent::DeadLettered {
+                    put_u64_field(out, b",\"delivery_count\":", count.into());
+                }
+            }
+        }
+    }
+    out.push(b'}');
+}
+
+fn put_u64_field(out: &mut Vec<u8>, name: &[u8], v: u64) {
+    out.extend_from_slice(name);
+    put_u64(out, v);
+}
+
+fn put_str_field(out: &mut Vec<u8>, name: &[u8], v: &str) {
+    out.extend_from_slice(name);
+    put_str(out, v);
 }
 
 /// A key written as the string the broker saw.
@@ -284,101 +698,6 @@ struct Line<'a> {
     phase: Option<&'static str>,
 }
 
-impl Line<'_> {
-    /// Appends the line as compact JSON, byte for byte what serde_json writes for it (fields
-    /// in declaration order, absent ones left out).
-    fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"time_ns\":");
-        put_u64(out, self.time_ns);
-        out.extend_from_slice(b",\"process\":");
-        put_str(out, self.process);
-        out.extend_from_slice(b",\"type\":");
-        put_str(out, self.kind);
-        if let Some(v) = self.op {
-            out.extend_from_slice(b",\"op\":");
-            put_str(out, v);
-        }
-        if let Some(v) = self.invoke {
-            out.extend_from_slice(b",\"invoke\":");
-            put_u64(out, v.into());
-        }
-        if let Some(v) = self.event {
-            out.extend_from_slice(b",\"event\":");
-            put_str(out, v);
-        }
-        if let Some(v) = self.msg {
-            out.extend_from_slice(b",\"msg\":");
-            put_u64(out, v);
-        }
-        if let Some(v) = self.broker_msg {
-            out.extend_from_slice(b",\"broker_msg\":");
-            put_u64(out, v);
-        }
-        if let Some(KeyName(k)) = self.key {
-            out.extend_from_slice(b",\"key\":\"k");
-            put_u64(out, k.into());
-            out.push(b'"');
-        }
-        if let Some(v) = self.destination {
-            out.extend_from_slice(b",\"destination\":");
-            put_str(out, v);
-        }
-        if let Some(v) = self.group {
-            out.extend_from_slice(b",\"group\":");
-            put_str(out, v);
-        }
-        if let Some(v) = self.partition {
-            out.extend_from_slice(b",\"partition\":");
-            put_u64(out, v.into());
-        }
-        if let Some(v) = self.offset {
-            out.extend_from_slice(b",\"offset\":");
-            put_u64(out, v);
-        }
-        if let Some(v) = self.delivery_count {
-            out.extend_from_slice(b",\"delivery_count\":");
-            put_u64(out, v.into());
-        }
-        if let Some(v) = self.count {
-            out.extend_from_slice(b",\"count\":");
-            put_u64(out, v.into());
-        }
-        if let Some(v) = self.intended_ns {
-            out.extend_from_slice(b",\"intended_ns\":");
-            put_u64(out, v);
-        }
-        if let Some(v) = self.duplicate {
-            out.extend_from_slice(b",\"duplicate\":");
-            put_bool(out, v);
-        }
-        if let Some(v) = self.poison {
-            out.extend_from_slice(b",\"poison\":");
-            put_bool(out, v);
-        }
-        if let Some(v) = self.applied {
-            out.extend_from_slice(b",\"applied\":");
-            put_bool(out, v);
-        }
-        if let Some(v) = self.epoch {
-            out.extend_from_slice(b",\"epoch\":");
-            put_u64(out, v.into());
-        }
-        if let Some(v) = self.error {
-            out.extend_from_slice(b",\"error\":");
-            put_str(out, v);
-        }
-        if let Some(v) = self.fault {
-            out.extend_from_slice(b",\"fault\":");
-            put_str(out, v);
-        }
-        if let Some(v) = self.phase {
-            out.extend_from_slice(b",\"phase\":");
-            put_str(out, v);
-        }
-        out.push(b'}');
-    }
-}
-
 /// Two decimal digits for each number below 100.
 const DIGIT_PAIRS: &[u8; 200] = b"\
 0001020304050607080910111213141516171819\
@@ -430,6 +749,121 @@ pub fn hex(digest: &[u8; 32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::sim::history::{BrokerEvent, Phase};
+    use crate::sim::plan::{BROKER, HARNESS, NO_SUB};
+    use crate::sim::spec::{ClusterSpec, Transport};
+
+    fn plan() -> Plan {
+        Plan::new(&spec())
+    }
+
+    fn spec() -> ClusterSpec {
+        ClusterSpec {
+            seed: 1,
+            tick_ms: 1,
+            duration_ms: 10,
+            drain_timeout_ms: 10,
+            transport: Transport::Local,
+            network: Default::default(),
+            broker: mqsim_broker::BrokerConfig::new(Default::default(), Vec::new()),
+            server: Default::default(),
+            client: Default::default(),
+            producers: Vec::new(),
+            consumers: Vec::new(),
+            faults: Vec::new(),
+        }
+    }
+
+    fn acked(broker_msg: u64) -> What {
+        What::Broker {
+            event: BrokerEvent::Acked,
+            msg: NO_MSG,
+            broker_msg,
+            sub: NO_SUB,
+            partition: 0,
+            offset: 0,
+            count: 0,
+        }
+    }
+
+    fn delivered(msg: u64, broker_msg: u64) -> What {
+        What::Deliver {
+            invoke: 0,
+            msg,
+            broker_msg,
+            partition: 0,
+            offset: 0,
+            delivery_count: 1,
+            key: NO_KEY,
+            sub: NO_SUB,
+            poison: false,
+        }
+    }
+
+    /// Streams `whats`, feeding after each entry as the step loop does after each step.
+    fn stream(whats: &[What]) -> (History, Option<([u8; 32], u64, Summary)>) {
+        let plan = plan();
+        let mut h = History::new();
+        let mut s = Stream::start(plan.clone(), spec(), Box::new(io::sink())).unwrap();
+        for (i, &what) in whats.iter().enumerate() {
+            let process = if matches!(what, What::Broker { .. }) {
+                BROKER
+            } else {
+                HARNESS
+            };
+            h.push_entry(Entry {
+                at_ns: i as u64,
+                process,
+                what,
+            });
+            s.feed(&h);
+        }
+        s.close(&h);
+        (h, s.finish().unwrap())
+    }
+
+    #[test]
+    fn a_stream_holds_lines_back_until_their_broker_id_is_known() {
+        // An ack event whose harness id is recorded only later, thousands of lines on (in
+        // another batch), another never resolved, and one resolved at once.
+        let mut whats = vec![delivered(7, 70), acked(70), acked(50), acked(60)];
+        whats.extend((0..3 * STREAM_ENTRIES).map(|_| What::Phase {
+            phase: Phase::Drain,
+        }));
+        whats.push(delivered(5, 50));
+        whats.push(acked(50));
+        let (h, streamed) = stream(&whats);
+        let mut bytes = Vec::new();
+        let written = write(&h, &plan(), &mut bytes).unwrap();
+        let summary = Summary::of(&h, &plan(), &spec());
+        assert_eq!(streamed, Some((written.0, written.1, summary)));
+        let text = String::from_utf8(bytes).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].contains(r#""msg":7,"broker_msg":70"#),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].contains(r#""msg":5,"broker_msg":50"#),
+            "{}",
+            lines[2]
+        );
+        assert!(!lines[3].contains(r#""msg""#), "{}", lines[3]);
+    }
+
+    #[test]
+    fn a_stream_gives_up_when_a_broker_id_has_two_harness_ids() {
+        let mut whats = vec![delivered(1, 10), acked(10)];
+        whats.extend((0..2 * STREAM_ENTRIES).map(|_| What::Phase {
+            phase: Phase::Drain,
+        }));
+        whats.push(delivered(2, 10));
+        let (_, streamed) = stream(&whats);
+        assert!(streamed.is_none());
+    }
+
     #[test]
     fn numbers_are_written_as_decimal() {
         for v in [

@@ -20,10 +20,12 @@
 //!
 //! The seed fixes everything: turmoil gets it (`rng_seed`) and a fixed epoch, and every random
 //! draw of an actor comes from a ChaCha8 stream seeded from the run seed, the process and its
-//! incarnation. Nothing reads the wall clock, draws from a thread RNG, spawns a thread, or
-//! iterates a hash map, and nothing here races futures in a `select!` (the server's and the
-//! client's are `biased;`). Hosts of one step run in turmoil's fixed order, so running a spec
-//! twice gives the same history bytes, which the tests check by hash.
+//! incarnation. Nothing simulated reads the wall clock, draws from a thread RNG, spawns a
+//! thread, or iterates a hash map (the one thread, the history file's writer, runs outside the
+//! simulation on copies of the entries: [`jsonl::Stream`]), and nothing here races futures in
+//! a `select!` (the server's and the client's are `biased;`). Hosts of one step run in
+//! turmoil's fixed order, so running a spec twice gives the same history bytes, which the
+//! tests check by hash.
 
 pub mod consumer;
 pub mod control;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use mqsim_broker::{BrokerError, Confirm, PublishRequest};
+use mqsim_broker::{BrokerError, Confirm, PublishRequest, Time};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::Notify;
@@ -96,15 +96,12 @@ pub async fn run<D: DriverExt + 'static>(
                 request = request.with_dedup_id(format!("{id:x}"));
             }
             let attempt = Attempts {
-                control: control.clone(),
-                driver: driver.clone(),
                 slot,
-                destination: destination.clone(),
                 retry: spec.retry,
                 id,
                 key: key.unwrap_or(NO_KEY),
                 intended,
-                rng: ChaCha8Rng::seed_from_u64(rng.random()),
+                seed: rng.random(),
             };
             state.busy.set(state.busy.get() + 1);
             window_state.count.set(window_state.count.get() + 1);
@@ -150,12 +147,15 @@ struct Window {
 /// the same time, in order) and its own completion. A refused publish fails alone; a failed or
 /// indeterminate request fails or leaves indeterminate every message in it. Each message is
 /// then retried on its own, as a single publish, as the retry policy says.
+///
+/// Completions are recorded, in order, as soon as the answer comes; only the messages to retry
+/// get a future of their own, so a batch that went through costs no future per message.
 async fn publish_batch<D: DriverExt>(
     control: Rc<Control>,
     driver: Rc<D>,
     destination: Rc<str>,
     window: Rc<Window>,
-    batch: Vec<(Attempts<D>, PublishRequest)>,
+    batch: Vec<(Attempts, PublishRequest)>,
 ) {
     let p = batch[0].0.slot.process;
     let now = control.now();
@@ -179,20 +179,32 @@ async fn publish_batch<D: DriverExt>(
         Outcome::Fail(f) => vec![Outcome::Fail(f); n],
         Outcome::Info(i) => vec![Outcome::Info(i); n],
     };
-    let each = batch.into_iter().zip(invokes).zip(outcomes).map(
-        |(((attempt, request), invoke), outcome)| {
-            let control = control.clone();
-            let window = window.clone();
-            async move {
-                attempt.finish(request, invoke, outcome).await;
-                let busy = &control.proc(p).busy;
-                busy.set(busy.get().saturating_sub(1));
-                window.count.set(window.count.get().saturating_sub(1));
-                window.freed.notify_one();
-            }
-        },
-    );
-    futures_util::future::join_all(each).await;
+    let left = || {
+        let busy = &control.proc(p).busy;
+        busy.set(busy.get().saturating_sub(1));
+        window.count.set(window.count.get().saturating_sub(1));
+        window.freed.notify_one();
+    };
+    // No time passes between the answer and these records: read the clock once.
+    let now = control.now();
+    let mut retries = Vec::new();
+    for (((attempt, request), invoke), outcome) in batch.into_iter().zip(invokes).zip(outcomes) {
+        if attempt.complete(&control, now, invoke, outcome) && attempt.retry.max_attempts > 1 {
+            let (control, driver, destination) = (&control, &driver, &destination);
+            let left = &left;
+            retries.push(async move {
+                attempt
+                    .retry(control, &**driver, destination, request)
+                    .await;
+                left();
+            });
+        } else {
+            left();
+        }
+    }
+    if !retries.is_empty() {
+        futures_util::future::join_all(retries).await;
+    }
 }
 
 /// Awaits `due` while driving the calls `in_flight`, then waits, still driving them, until
@@ -230,53 +242,58 @@ pub(super) async fn drive<T, F: Future<Output = ()>>(
 }
 
 /// One message's publish attempts.
-struct Attempts<D> {
-    control: Rc<Control>,
-    driver: Rc<D>,
+struct Attempts {
     slot: ProducerSlot,
-    destination: Rc<str>,
     retry: PublishRetry,
     id: u64,
     key: u32,
     intended: u64,
-    rng: ChaCha8Rng,
+    /// Seeds the retries' jitter; drawn for every message, used only by one that is retried.
+    seed: u64,
 }
 
-impl<D: DriverExt> Attempts<D> {
-    /// Records the first attempt's outcome, then retries alone, as single publishes, with
+impl Attempts {
+    /// Retries after a first attempt that asked for it, alone, as single publishes, with
     /// capped exponential backoff and jitter, each attempt its own invoke and completion.
-    async fn finish(mut self, request: PublishRequest, invoke: u32, outcome: Outcome<Confirm>) {
+    async fn retry<D: DriverExt>(
+        &self,
+        control: &Control,
+        driver: &D,
+        destination: &str,
+        request: PublishRequest,
+    ) {
         let p = self.slot.process;
-        let mut again = self.complete(invoke, outcome);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let mut again = true;
         let mut attempt = 1;
         while again && attempt < self.retry.max_attempts {
             // Equal jitter: half the backoff fixed, half drawn, so retries of many producers
             // after one outage do not arrive in lockstep.
             let backoff = self.retry.backoff_ms(attempt);
-            let wait = backoff / 2 + self.rng.random_range(0..=backoff - backoff / 2);
+            let wait = backoff / 2 + rng.random_range(0..=backoff - backoff / 2);
             tokio::time::sleep(Duration::from_millis(wait)).await;
             attempt += 1;
-            if !self.control.in_fault_phase() {
+            if !control.in_fault_phase() {
                 return;
             }
-            self.control.wait_unpaused(p).await;
-            let now = self.control.now();
+            control.wait_unpaused(p).await;
+            let now = control.now();
             let call = Call::publish(self.id, self.key, self.intended);
-            let invoke = self.control.history.borrow_mut().invoke(now, p, call);
-            let outcome = self
-                .driver
-                .publish(&self.destination, request.clone())
-                .await;
-            again = self.complete(invoke, outcome);
+            let invoke = control.history.borrow_mut().invoke(now, p, call);
+            let outcome = driver.publish(destination, request.clone()).await;
+            again = self.complete(control, control.now(), invoke, outcome);
         }
     }
-}
 
-impl<D> Attempts<D> {
-    /// Records an attempt's completion; returns whether to try again.
-    fn complete(&self, invoke: u32, outcome: Outcome<Confirm>) -> bool {
-        let now = self.control.now();
-        let mut h = self.control.history.borrow_mut();
+    /// Records an attempt's completion at `now`; returns whether to try again.
+    fn complete(
+        &self,
+        control: &Control,
+        now: Time,
+        invoke: u32,
+        outcome: Outcome<Confirm>,
+    ) -> bool {
+        let mut h = control.history.borrow_mut();
         match outcome {
             Outcome::Ok(c) => {
                 let duplicate = u32::from(c.duplicate);

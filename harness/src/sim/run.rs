@@ -89,6 +89,9 @@ pub enum RunError {
 }
 
 /// Runs `spec` and, given a path, writes the history there as JSON Lines.
+///
+/// The file is created when the run starts and written while it runs (see [`jsonl::Stream`]);
+/// a run that fails leaves it partly written.
 pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, RunError> {
     spec.validate()?;
     let control = Rc::new(Control::new(spec));
@@ -106,6 +109,12 @@ pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, 
         .simulation_duration(ms(spec.duration_ms + spec.drain_timeout_ms + 60_000));
     let mut sim = builder.build();
     hosts::add(&mut sim, &control, &disk);
+    // The history's file form is written while the simulation runs, by a thread outside it.
+    let out: Box<dyn std::io::Write + Send> = match history_path {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => Box::new(std::io::sink()),
+    };
+    let mut stream = jsonl::Stream::start(control.plan.clone(), control.spec.clone(), out)?;
 
     let mut nemesis = Nemesis::new(&control, disk);
     let fault_end = Time::from_ms(spec.duration_ms);
@@ -168,20 +177,30 @@ pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, 
         }
         sim.step().map_err(|e| RunError::Sim(e.to_string()))?;
         steps += 1;
+        stream.feed(&control.history.borrow());
     };
     let end = Time(u64::try_from(sim.elapsed().as_nanos()).unwrap_or(u64::MAX));
     drop(sim);
 
     // The hosts, which held the other references to the control, went with the simulation.
     let history = std::mem::take(&mut *control.history.borrow_mut());
-    let ids = history.broker_ids();
-    let summary = Summary::with_ids(&history, &control.plan, &control.spec, &ids);
-    let (digest, history_bytes) = match history_path {
-        Some(path) => {
-            let file = std::io::BufWriter::new(std::fs::File::create(path)?);
-            jsonl::write_with_ids(&history, &control.plan, &ids, file)?
+    stream.close(&history);
+    let (digest, history_bytes, summary) = match stream.finish()? {
+        Some(written) => written,
+        // The streamed file could not stand for the finished history's (see `jsonl::Stream`):
+        // count and write it again, whole.
+        None => {
+            let ids = history.broker_ids();
+            let summary = Summary::with_ids(&history, &control.plan, &control.spec, &ids);
+            let (digest, bytes) = match history_path {
+                Some(path) => {
+                    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+                    jsonl::write_with_ids(&history, &control.plan, &ids, file)?
+                }
+                None => jsonl::write_with_ids(&history, &control.plan, &ids, std::io::sink())?,
+            };
+            (digest, bytes, summary)
         }
-        None => jsonl::write_with_ids(&history, &control.plan, &ids, std::io::sink())?,
     };
     Ok(RunReport {
         hash: hex(&digest),

@@ -91,104 +91,158 @@ impl Summary {
         spec: &ClusterSpec,
         ids: &BrokerIds,
     ) -> Summary {
-        let mut s = Summary::default();
-        let entries = history.entries();
-        let width = plan.subs.len();
-        let mut publishes: IdTable<Publish> = IdTable::new(32, 1);
-        let mut subs: IdTable<PerSub> = IdTable::new(32, width);
-        let auto: Vec<bool> = (0..plan.processes.len())
+        let mut counter = Counter::new(plan, spec);
+        for (i, e) in history.entries().iter().enumerate() {
+            counter.add(i, e, ids);
+        }
+        counter.finish()
+    }
+}
+
+/// Counts a history entry by entry, in recording order: what [`Summary::with_ids`] does, and
+/// what the history file's writer thread does as the entries reach it.
+#[derive(Debug)]
+pub(crate) struct Counter<'a> {
+    plan: &'a Plan,
+    /// Per process, whether it is a consumer under auto acks.
+    auto: Vec<bool>,
+    s: Summary,
+    publishes: IdTable<Publish>,
+    subs: IdTable<PerSub>,
+    /// The subscription of each ack invoke (plus one; 0 is none), by entry index.
+    ack_subs: IdTable<u32>,
+}
+
+impl<'a> Counter<'a> {
+    pub(crate) fn new(plan: &'a Plan, spec: &ClusterSpec) -> Self {
+        let auto = (0..plan.processes.len())
             .map(|p| {
                 plan.consumer(p as Process)
                     .and_then(|c| spec.consumers.get(c.spec))
                     .is_some_and(|c| c.ack_mode == AckMode::Auto)
             })
             .collect();
-        let auto = |e: &Entry| auto.get(usize::from(e.process)).copied().unwrap_or(false);
-        for e in entries {
-            match e.what {
-                What::Invoke {
-                    op: Op::Publish,
-                    msg,
-                    ..
-                } => {
-                    let p = publishes.entry(msg, 0);
-                    if !p.seen {
-                        p.seen = true;
-                        p.destination =
-                            plan.producer(e.process).map_or(u16::MAX, |p| p.destination);
-                    }
-                }
-                What::Ok {
-                    op: Op::Publish,
-                    msg,
-                    ..
-                } => {
-                    let p = publishes.entry(msg, 0);
-                    p.seen = true;
-                    p.ok = true;
-                }
-                What::Failed {
-                    op: Op::Publish,
-                    msg,
-                    completion: Completion::Info,
-                    ..
-                } => {
-                    s.indeterminate_attempts += 1;
-                    let p = publishes.entry(msg, 0);
-                    p.seen = true;
-                    p.info = true;
-                }
-                What::Ok {
-                    op: Op::Ack,
-                    msg,
-                    invoke,
-                    ..
-                } => {
-                    if let Some(Entry {
-                        what: What::Invoke { sub, .. },
-                        ..
-                    }) = entries.get(invoke as usize)
-                    {
-                        subs.entry(msg, usize::from(*sub)).completed = true;
-                    }
-                }
-                What::Deliver { msg, sub, .. } => {
-                    s.deliveries += 1;
-                    if msg == NO_MSG || !publishes.get(msg, 0).is_some_and(|p| p.seen) {
-                        s.unexpected += 1;
-                    }
-                    subs.entry(msg, usize::from(sub)).deliveries += 1;
-                }
-                What::Effect { msg, sub, applied } => {
-                    let per = subs.entry(msg, usize::from(sub));
-                    if applied {
-                        per.effects += 1;
-                    }
-                    if auto(e) {
-                        per.completed = true;
-                    }
-                }
-                What::Broker {
-                    event,
-                    msg,
-                    broker_msg,
-                    sub,
-                    ..
-                } => {
-                    let msg = if msg == NO_MSG {
-                        ids.get(broker_msg).unwrap_or(NO_MSG)
-                    } else {
-                        msg
-                    };
-                    if event == BrokerEvent::Acked {
-                        subs.entry(msg, usize::from(sub)).completed = true;
-                    } else if event.is_final_discard() {
-                        subs.entry(msg, usize::from(sub)).discarded = Some(event);
-                    }
-                }
-                _ => {}
-            }
+        Counter {
+            plan,
+            auto,
+            s: Summary::default(),
+            publishes: IdTable::new(32, 1),
+            subs: IdTable::new(32, plan.subs.len()),
+            ack_subs: IdTable::new(32, 1),
         }
+    }
+
+    /// Counts entry number `index`, `e`. Broker ids resolve through `ids`, which must give
+    /// what the finished history's [`History::broker_ids`] gives for this entry.
+    pub(crate) fn add(&mut self, index: usize, e: &Entry, ids: &BrokerIds) {
+        let s = &mut self.s;
+        let (publishes, subs) = (&mut self.publishes, &mut self.subs);
+        match e.what {
+            What::Invoke {
+                op: Op::Publish,
+                msg,
+                ..
+            } => {
+                let p = publishes.entry(msg, 0);
+                if !p.seen {
+                    p.seen = true;
+                    p.destination = self
+                        .plan
+                        .producer(e.process)
+                        .map_or(u16::MAX, |p| p.destination);
+                }
+            }
+            What::Invoke {
+                op: Op::Ack, sub, ..
+            } => {
+                *self.ack_subs.entry(index as u64, 0) = u32::from(sub) + 1;
+            }
+            What::Ok {
+                op: Op::Publish,
+                msg,
+                ..
+            } => {
+                let p = publishes.entry(msg, 0);
+                p.seen = true;
+                p.ok = true;
+            }
+            What::Failed {
+                op: Op::Publish,
+                msg,
+                completion: Completion::Info,
+                ..
+            } => {
+                s.indeterminate_attempts += 1;
+                let p = publishes.entry(msg, 0);
+                p.seen = true;
+                p.info = true;
+            }
+            What::Ok {
+                op: Op::Ack,
+                msg,
+                invoke,
+                ..
+            } => {
+                // An ack's completion names its invoke, an ack invoke (the completion takes
+                // its op from it).
+                if let Some(&sub) = self.ack_subs.get(u64::from(invoke), 0)
+                    && sub != 0
+                {
+                    subs.entry(msg, (sub - 1) as usize).completed = true;
+                }
+            }
+            What::Deliver { msg, sub, .. } => {
+                s.deliveries += 1;
+                if msg == NO_MSG || !publishes.get(msg, 0).is_some_and(|p| p.seen) {
+                    s.unexpected += 1;
+                }
+                subs.entry(msg, usize::from(sub)).deliveries += 1;
+            }
+            What::Effect { msg, sub, applied } => {
+                let auto = self
+                    .auto
+                    .get(usize::from(e.process))
+                    .copied()
+                    .unwrap_or(false);
+                let per = subs.entry(msg, usize::from(sub));
+                if applied {
+                    per.effects += 1;
+                }
+                if auto {
+                    per.completed = true;
+                }
+            }
+            What::Broker {
+                event,
+                msg,
+                broker_msg,
+                sub,
+                ..
+            } => {
+                let msg = if msg == NO_MSG {
+                    ids.get(broker_msg).unwrap_or(NO_MSG)
+                } else {
+                    msg
+                };
+                if event == BrokerEvent::Acked {
+                    subs.entry(msg, usize::from(sub)).completed = true;
+                } else if event.is_final_discard() {
+                    subs.entry(msg, usize::from(sub)).discarded = Some(event);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The totals of everything counted.
+    pub(crate) fn finish(self) -> Summary {
+        let Counter {
+            plan,
+            mut s,
+            publishes,
+            subs,
+            ..
+        } = self;
         // Per message: bit 0 delivered somewhere, bit 1 seen (delivered or discarded).
         let mut flags: IdTable<u8> = IdTable::new(32, 1);
         for (msg, _, per) in subs.iter() {
