@@ -97,12 +97,16 @@ pub enum Defect {
     /// Caught by: DLQ exactness and no loss (a message that ran out of deliveries is neither in
     /// the dead-letter queue nor reported refused or dropped).
     DlqFullDrops,
+    /// `max_length` is never reached: a full destination accepts every publish, refusing none
+    /// and dropping none, so it grows without bound (a queue with its limit unenforced).
+    /// Caught by: backpressure (more than `max_length` messages certainly ready at once).
+    IgnoreMaxLength,
 }
 
 #[cfg(feature = "defects")]
 impl Defect {
     /// Every defect, in declaration order.
-    pub const ALL: [Defect; 15] = [
+    pub const ALL: [Defect; 16] = [
         Defect::ConfirmBeforeSync,
         Defect::LoseInFlightOnRestart,
         Defect::DeadLetterEarly,
@@ -118,6 +122,7 @@ impl Defect {
         Defect::DeliverExpired,
         Defect::ResurrectAckedOnRestart,
         Defect::DlqFullDrops,
+        Defect::IgnoreMaxLength,
     ];
 
     /// The defect's name as configurations spell it (kebab-case).
@@ -138,6 +143,7 @@ impl Defect {
             Defect::DeliverExpired => "deliver-expired",
             Defect::ResurrectAckedOnRestart => "resurrect-acked-on-restart",
             Defect::DlqFullDrops => "dlq-full-drops",
+            Defect::IgnoreMaxLength => "ignore-max-length",
         }
     }
 }

@@ -324,6 +324,20 @@ mod scenario {
         let dlq = b.stats(t(5), "dlq").unwrap().depth;
         format!("q holds {q}, dlq holds {dlq}, refusals reported {refused}")
     }
+
+    /// Three publishes to a queue that holds two, under reject-publish.
+    pub fn ignore_max_length(defects: &[Defect]) -> String {
+        let q = DestinationConfig {
+            max_length: 2,
+            ..queue("q")
+        };
+        let mut b = open(defects, Durability::Always, vec![q]);
+        pub_q(&mut b, 1, "a").unwrap();
+        pub_q(&mut b, 2, "b").unwrap();
+        let third = pub_q(&mut b, 3, "c");
+        let depth = b.stats(t(4), "q").unwrap().depth;
+        format!("third publish {}, depth {depth}", outcome(third))
+    }
 }
 
 /// Runs `scenario` without defects and with `defect` alone, and checks both outcomes.
@@ -386,6 +400,8 @@ cases! {
         => "after the crash [a], the acked message again: true";
     dlq_full_drops: DlqFullDrops,
         "q holds 1, dlq holds 1, refusals reported 1" => "q holds 0, dlq holds 1, refusals reported 0";
+    ignore_max_length: IgnoreMaxLength,
+        "third publish overflow, depth 2" => "third publish ok, depth 3";
 }
 
 #[test]

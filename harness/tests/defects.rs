@@ -265,6 +265,21 @@ fn table() -> Vec<Row> {
             },
             Invariant::NoLoss,
         ),
+        (
+            Defect::IgnoreMaxLength,
+            |s| {
+                q(s).max_length = 20;
+                q(s).overflow = OverflowPolicy::RejectPublish;
+                s.faults = vec![window(
+                    200,
+                    400,
+                    Fault::Pause {
+                        hosts: hosts(&["consumers"]),
+                    },
+                )];
+            },
+            Invariant::Backpressure,
+        ),
     ]
 }
 

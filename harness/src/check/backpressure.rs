@@ -65,6 +65,11 @@ pub fn check(
     counts: &mut Counts,
 ) {
     counts.rejected = f.rejections.len() as u64;
+    for (d, dest) in s.destinations.iter().enumerate() {
+        if dest.kind == DestinationKind::Queue {
+            depth_bound(f, s, d as u16, dest.max_length, out);
+        }
+    }
     let needs = needs_leases(f, s);
     for (d, dest) in s.destinations.iter().enumerate() {
         if !needs[d] {
@@ -254,6 +259,47 @@ impl Bound {
     }
 }
 
+/// A queue never holds more than `max_length` ready messages. At each confirm the messages
+/// certainly stored (confirmed a tick before) number at least that many, less those that may
+/// have left the ready set by a tick after (a receive got them, or the broker reported
+/// something about them); more than `max_length` is a violation, reported once per queue.
+fn depth_bound(f: &Facts<'_>, s: &Settings, d: u16, max_length: u64, out: &mut Findings) {
+    let mut oks: Vec<(u64, u32)> = Vec::new();
+    let mut lefts: Vec<u64> = Vec::new();
+    for msg in f.msgs.iter().filter(|m| m.destination == d && m.ok != NONE) {
+        oks.push((msg.ok_ns, msg.ok));
+        lefts.push(msg.left_ns);
+    }
+    if (oks.len() as u64) <= max_length {
+        return;
+    }
+    oks.sort_unstable();
+    lefts.sort_unstable();
+    let slack = s.slack_ns;
+    let (mut stored, mut left) = (0usize, 0usize);
+    for &(t, i) in &oks {
+        while stored < oks.len() && oks[stored].0.saturating_add(slack) <= t {
+            stored += 1;
+        }
+        while left < lefts.len() && lefts[left] <= t.saturating_add(slack) {
+            left += 1;
+        }
+        let least = stored.saturating_sub(left) as u64;
+        if least > max_length {
+            out.add(
+                Invariant::Backpressure,
+                "depth-over-max-length",
+                format!(
+                    "at least {least} messages were ready at once, over max_length {max_length}"
+                ),
+                Vec::new(),
+                vec![i],
+            );
+            return;
+        }
+    }
+}
+
 /// Drop-head drops the oldest ready message of a partition.
 fn drop_order(f: &Facts<'_>, s: &Settings, d: u16, drops: &[u32], out: &mut Findings) {
     let slack = s.slack_ns;
@@ -273,19 +319,7 @@ fn drop_order(f: &Facts<'_>, s: &Settings, d: u16, drops: &[u32], out: &mut Find
         else {
             continue;
         };
-        // The earliest instant it may have stopped being ready: its first receive's invoke, or
-        // any broker event about it.
-        let left = f
-            .timeline(m)
-            .iter()
-            .filter_map(|&i| match f.entries[i as usize].what {
-                What::Deliver { .. } => Some(f.receive_invoked_at(i)),
-                What::Broker { .. } => Some(f.at(i)),
-                _ => None,
-            })
-            .min()
-            .unwrap_or(u64::MAX);
-        stored.push((partition, offset, f.at(msg.ok), left, m as u32));
+        stored.push((partition, offset, msg.ok_ns, msg.left_ns, m as u32));
     }
     stored.sort_unstable();
     for &i in drops {

@@ -40,6 +40,10 @@ pub struct Msg {
     /// The partition it went to, from its confirm or else its first delivery or broker event
     /// in its own destination; [`NONE`] when unknown.
     pub partition: u32,
+    /// The earliest instant it may have stopped being ready in its own destination: the
+    /// invoke of the first receive that got it, or the first broker event about it
+    /// (`u64::MAX`: never).
+    pub left_ns: u64,
 }
 
 impl Msg {
@@ -90,6 +94,7 @@ impl<'h> Facts<'h> {
         let mut index: IdTable<u32> = IdTable::new(32, 1);
         let mut p = Pass {
             history,
+            entries,
             plan,
             msgs: Vec::new(),
             of_entry: vec![0; entries.len()],
@@ -234,6 +239,7 @@ impl<'h> Facts<'h> {
 /// What the first pass over the entries builds.
 struct Pass<'h> {
     history: &'h History,
+    entries: &'h [Entry],
     plan: &'h Plan,
     msgs: Vec<Msg>,
     /// Per entry, its message's index plus one (0: none), so that bucketing need not look ids
@@ -264,6 +270,7 @@ impl Pass<'_> {
                 poison: false,
                 seen: false,
                 partition: NONE,
+                left_ns: u64::MAX,
             });
             *slot = self.msgs.len() as u32;
         }
@@ -313,18 +320,29 @@ impl Pass<'_> {
                 poison,
                 partition,
                 sub,
+                invoke,
                 ..
             } => {
                 msg.seen = true;
                 msg.poison |= poison;
-                if msg.partition == NONE && own(plan, msg.destination, sub) {
-                    msg.partition = partition;
+                if own(plan, msg.destination, sub) {
+                    if msg.partition == NONE {
+                        msg.partition = partition;
+                    }
+                    let received = self
+                        .entries
+                        .get(invoke as usize)
+                        .map_or(e.at_ns, |r| r.at_ns.min(e.at_ns));
+                    msg.left_ns = msg.left_ns.min(received);
                 }
             }
             What::Broker { partition, sub, .. } => {
                 msg.seen = true;
-                if msg.partition == NONE && own(plan, msg.destination, sub) {
-                    msg.partition = partition;
+                if own(plan, msg.destination, sub) {
+                    if msg.partition == NONE {
+                        msg.partition = partition;
+                    }
+                    msg.left_ns = msg.left_ns.min(e.at_ns);
                 }
             }
             _ => {}

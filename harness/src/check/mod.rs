@@ -71,7 +71,10 @@ pub enum Invariant {
     /// delivery count of N; never more than N deliveries; never after an ack; never delivered
     /// from the source afterwards; after a finished drain every confirmed poison message was
     /// dead-lettered (or dropped after its last delivery without a dead-letter queue, or
-    /// expired).
+    /// expired). "Healthy messages never do" is decided the same way: no message, poison or
+    /// not, reaches the dead-letter queue without N observed failed deliveries (a healthy one
+    /// can fail N times under crashes or partitions); the count of healthy dead letters is
+    /// reported for expectations to bound.
     DlqExactness,
     /// Per subscription, producer and key (partition for unkeyed messages): when a message
     /// was confirmed before the next one was sent, the next one is not first-delivered
@@ -79,9 +82,10 @@ pub enum Invariant {
     Ordering,
     /// FIFO-group destinations: no two messages of one key leased at the same time.
     FifoExclusivity,
-    /// `reject-publish` never drops and `drop-head` never refuses; a refusal or an overflow
-    /// drop happens only when at least `max_length` messages may have been stored and not
-    /// leased; drop-head drops no message while an older one was certainly ready.
+    /// A queue never holds more than `max_length` messages certainly ready; `reject-publish`
+    /// never drops and `drop-head` never refuses; a refusal or an overflow drop happens only
+    /// when at least `max_length` messages may have been stored and not leased; drop-head
+    /// drops no message while an older one was certainly ready.
     Backpressure,
     /// No delivery before the destination's delay ended, none after the message's time to
     /// live, and no redelivery before the retry backoff after a failed delivery.
