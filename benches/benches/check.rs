@@ -114,5 +114,29 @@ fn checkers(c: &mut Criterion) {
     group.finish();
 }
 
+/// `MQSIM_CHECK_ONCE=<simulated ms>`: build that history and check it once, for counting
+/// instructions under callgrind (`--toggle-collect` on `check_with`), where criterion's
+/// repetitions would take too long.
+fn once(duration_ms: u64) {
+    let (spec, r) = history(duration_ms);
+    let report = check::check(&r.history, &r.plan, &spec, r.drained());
+    println!(
+        "checked {} events: {} invariants",
+        r.history.entries().len(),
+        report.invariants.len()
+    );
+}
+
 criterion_group!(benches, checkers);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(ms) = std::env::var("MQSIM_CHECK_ONCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        once(ms);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
