@@ -13,7 +13,7 @@
 
 use std::hint::black_box;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group};
 use mqsim_broker::{BrokerConfig, DestinationConfig, Durability};
 use mqsim_harness::check;
 use mqsim_harness::sim::spec::{ClientSpec, Processing};
