@@ -1,80 +1,160 @@
-//! The scenario file format. For now only the header (name, description, seed) is interpreted.
+//! The scenario file format: a YAML file describing one deterministic experiment, read into a
+//! [`Scenario`]: a [`ClusterSpec`] to simulate and the [`Expect`]ations to judge it by.
 //!
-//! The sections of the full format (workload, faults, expectations) are accepted as untyped
-//! YAML so that scenario files can be written ahead of the loader, while `deny_unknown_fields`
-//! still rejects misspelt keys. The scenario issue replaces those `Value` fields with real types.
+//! * [`ScenarioDoc`] is the file as serde reads it, with human units (`format.rs`,
+//!   `broker.rs`, `expect.rs`, `units.rs`, `bound.rs`); every section refuses unknown keys.
+//! * `convert.rs` maps it onto the [`ClusterSpec`] the simulation takes and runs the spec's
+//!   validation, mapping its errors back to the file (`locate.rs`) with their line and column.
+//! * `schema.rs` derives the JSON Schema committed as `scenarios/schema.json`.
+//!
+//! The format is documented for authors in `scenarios/README.md`.
+
+mod bound;
+mod broker;
+mod convert;
+mod expect;
+mod format;
+mod locate;
+pub mod schema;
+mod units;
+
+pub use bound::Bound;
+pub use broker::{BrokerDoc, DestinationDoc, DurabilityDoc, GroupDoc, RetryDoc};
+pub use expect::{
+    CountBounds, CountName, Expect, InvariantName, Judgement, MetricBounds, MetricName,
+};
+pub use format::{
+    ClientDoc, ConsumerDoc, CrashDoc, DrainDoc, FaultDoc, FaultKindDoc, KeySkewDoc, KeysDoc,
+    LatencyDoc, NetworkDoc, ProcessingDoc, ProducerDoc, PublishRetryDoc, RateChangeDoc, ServerDoc,
+};
+pub use locate::{Segment, YamlPath};
+pub use units::{HumanDuration, HumanRate, format_ms};
 
 use crate::diagnostic::{FileError, Located};
+use crate::sim::spec::{ClusterSpec, Transport};
 use crate::source;
-use serde::Deserialize;
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
-use serde_norway::Value;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// The seed used when a scenario does not set one. Fixed, so omitting it stays deterministic.
 pub const DEFAULT_SEED: u64 = 1;
 
-/// The top level of a scenario file.
-#[derive(Debug, Clone, Deserialize)]
+/// What a scenario file must be, for the message about an empty or non-mapping document.
+const EXPECTED: &str = "a mapping with at least `name`, `description`, `duration` and `broker`";
+
+/// A scenario file as written: the top level and every section, with human units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with at least `name` and `description`"
+    expecting = "a mapping with at least `name`, `description`, `duration` and `broker`"
 )]
-pub struct ScenarioHeader {
+#[schemars(title = "mqsim scenario")]
+pub struct ScenarioDoc {
+    /// Short identifier shown in listings: non-empty, one line.
     #[serde(deserialize_with = "single_line_name")]
-    name: String,
-    description: String,
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// What the scenario demonstrates; listings show its first non-blank line.
+    pub description: String,
+    /// Seed of every random choice in the run.
     #[serde(default = "default_seed")]
-    seed: u64,
-    // Sections of the full format, accepted but not interpreted yet. They are kept rather than
-    // skipped so `pending_sections` can say honestly that they were not checked.
+    pub seed: u64,
+    /// Length of the fault phase: producers publish and faults happen until then (up to 1 day).
+    pub duration: HumanDuration,
+    /// Simulated time per simulation step, 1ms to 1s.
+    #[serde(default = "default_tick")]
+    pub tick: HumanDuration,
+    /// How clients reach the broker: `network` (simulated TCP) or `local` (in-process).
     #[serde(default)]
-    duration: Option<Value>,
+    #[schemars(schema_with = "format::transport_schema")]
+    pub transport: Transport,
+    /// Link latency.
     #[serde(default)]
-    tick: Option<Value>,
+    pub network: NetworkDoc,
+    /// The broker's destinations and durability.
+    pub broker: BrokerDoc,
+    /// Server overrides.
     #[serde(default)]
-    network: Option<Value>,
+    pub server: ServerDoc,
+    /// Client overrides for every actor.
     #[serde(default)]
-    broker: Option<Value>,
+    pub client: ClientDoc,
+    /// Producer hosts.
     #[serde(default)]
-    producers: Option<Value>,
+    pub producers: Vec<ProducerDoc>,
+    /// Consumer hosts.
     #[serde(default)]
-    consumers: Option<Value>,
+    pub consumers: Vec<ConsumerDoc>,
+    /// The fault schedule.
     #[serde(default)]
-    faults: Option<Value>,
+    pub faults: Vec<FaultDoc>,
+    /// The drain after the heal.
     #[serde(default)]
-    drain: Option<Value>,
+    pub drain: DrainDoc,
+    /// What must hold.
     #[serde(default)]
-    expect: Option<Value>,
+    pub expect: Expect,
 }
 
 fn default_seed() -> u64 {
     DEFAULT_SEED
 }
 
-impl ScenarioHeader {
-    /// Parses a scenario from YAML text.
+fn default_tick() -> HumanDuration {
+    HumanDuration::from_ms(1)
+}
+
+/// A valid scenario: what to simulate and what must hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Non-empty and on one line, so it can head one line of output.
+    pub name: String,
+    /// The full description, which may span several lines.
+    pub description: String,
+    /// The scenario's seed; also `spec.seed`, which a runner overrides to run other seeds.
+    pub seed: u64,
+    /// The cluster to simulate, already validated.
+    pub spec: ClusterSpec,
+    /// What must hold.
+    pub expect: Expect,
+}
+
+impl Scenario {
+    /// Parses and validates a scenario from YAML text. Every error has a line and column.
     pub fn parse(text: &str) -> Result<Self, Located> {
         // Parsing into `Option` turns an empty document (blank, comments only, or `~`) into
         // `None`, which gets a clearer message than serde's "missing field `name`".
-        match serde_norway::from_str::<Option<ScenarioHeader>>(text) {
-            Ok(Some(header)) => Ok(header),
-            Ok(None) => Err(Located::new(
-                1,
-                1,
-                "empty scenario; expected a mapping with at least `name` and `description`",
-            )),
-            Err(err) => Err(Located::from_yaml(&err, text)),
-        }
+        let doc = match serde_norway::from_str::<Option<ScenarioDoc>>(text) {
+            Ok(Some(doc)) => doc,
+            Ok(None) => {
+                return Err(Located::new(
+                    1,
+                    1,
+                    format!("empty scenario; expected {EXPECTED}"),
+                ));
+            }
+            Err(err) => return Err(refine(Located::from_yaml(&err, text), text)),
+        };
+        let spec = doc.to_spec();
+        convert::validate(&doc, &spec).map_err(|e| e.locate(text))?;
+        Ok(Scenario {
+            name: doc.name,
+            description: doc.description,
+            seed: doc.seed,
+            spec,
+            expect: doc.expect,
+        })
     }
 
-    /// The scenario's name: non-empty and on one line, so it can head one line of output.
+    /// The scenario's name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The full description, which may span several lines.
+    /// The full description.
     pub fn description(&self) -> &str {
         &self.description
     }
@@ -92,36 +172,35 @@ impl ScenarioHeader {
     pub fn seed(&self) -> u64 {
         self.seed
     }
+}
 
-    /// The sections of the full format present in the file, which nothing checks or runs yet.
-    pub fn pending_sections(&self) -> Vec<&'static str> {
-        [
-            ("duration", &self.duration),
-            ("tick", &self.tick),
-            ("network", &self.network),
-            ("broker", &self.broker),
-            ("producers", &self.producers),
-            ("consumers", &self.consumers),
-            ("faults", &self.faults),
-            ("drain", &self.drain),
-            ("expect", &self.expect),
-        ]
-        .into_iter()
-        .filter(|(_, value)| value.is_some())
-        .map(|(key, _)| key)
-        .collect()
+/// Moves an unknown-key error that serde reported at an enclosing list element (inside a
+/// `kind`-tagged section, see [`locate::find_key_below`]) to the key itself, with its path.
+fn refine(located: Located, text: &str) -> Located {
+    let Some((path, rest)) = located.message.split_once(": unknown key `") else {
+        return located;
+    };
+    let Some((key, _)) = rest.split_once('`') else {
+        return located;
+    };
+    match locate::find_key_below(text, &YamlPath::parse(path), key) {
+        Some((found, line, column)) if (line, column) > (located.line, located.column) => {
+            let parent = YamlPath(found.0[..found.0.len().saturating_sub(1)].to_vec());
+            Located::new(line, column, format!("{parent}: unknown key `{rest}"))
+        }
+        _ => located,
     }
 }
 
-/// A scenario file that parsed, with the path it was read from.
+/// A scenario file that parsed and validated, with the path it was read from.
 #[derive(Debug, Clone)]
 pub struct ScenarioFile {
     pub path: PathBuf,
-    pub header: ScenarioHeader,
+    pub scenario: Scenario,
 }
 
 impl ScenarioFile {
-    /// Reads, decodes and parses the scenario at `path`.
+    /// Reads, decodes, parses and validates the scenario at `path`.
     pub fn load(path: &Path) -> Result<Self, FileError> {
         let bytes = source::read_limited(path)?;
         let content_error = |at| FileError::Content {
@@ -129,10 +208,10 @@ impl ScenarioFile {
             at,
         };
         let text = source::decode(&bytes).map_err(content_error)?;
-        let header = ScenarioHeader::parse(text).map_err(content_error)?;
+        let scenario = Scenario::parse(text).map_err(content_error)?;
         Ok(ScenarioFile {
             path: path.to_path_buf(),
-            header,
+            scenario,
         })
     }
 }
@@ -165,47 +244,58 @@ fn single_line_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String
 
 #[cfg(test)]
 mod tests {
-    use super::{DEFAULT_SEED, ScenarioHeader};
+    use super::{DEFAULT_SEED, Scenario};
+    use crate::diagnostic::Located;
 
-    fn parse(text: &str) -> ScenarioHeader {
-        match ScenarioHeader::parse(text) {
-            Ok(header) => header,
+    const REQUIRED: &str = "duration: 1s\nbroker: {destinations: [{name: q}]}\n";
+
+    fn parse(text: &str) -> Result<Scenario, Located> {
+        Scenario::parse(&format!("{text}{REQUIRED}"))
+    }
+
+    fn ok(text: &str) -> Scenario {
+        match parse(text) {
+            Ok(scenario) => scenario,
             Err(err) => panic!("{}:{}: {}", err.line, err.column, err.message),
         }
     }
 
     #[test]
     fn header_fields_are_read_and_seed_defaults() {
-        let header = parse("name: work-queue\ndescription: Work queue\n");
-        assert_eq!(header.name(), "work-queue");
-        assert_eq!(header.description(), "Work queue");
-        assert_eq!(header.seed(), DEFAULT_SEED);
-        assert!(header.pending_sections().is_empty());
-        assert_eq!(parse("name: a\ndescription: b\nseed: 42\n").seed(), 42);
+        let scenario = ok("name: work-queue\ndescription: Work queue\n");
+        assert_eq!(scenario.name(), "work-queue");
+        assert_eq!(scenario.description(), "Work queue");
+        assert_eq!(scenario.seed(), DEFAULT_SEED);
+        assert_eq!(scenario.spec.seed, DEFAULT_SEED);
+        assert_eq!(ok("name: a\ndescription: b\nseed: 42\n").spec.seed, 42);
+    }
+
+    #[test]
+    fn defaults_fill_the_spec() {
+        let spec = ok("name: a\ndescription: b\n").spec;
+        assert_eq!(spec.duration_ms, 1000);
+        assert_eq!(spec.tick_ms, 1);
+        assert_eq!(spec.drain_timeout_ms, 30_000);
+        assert_eq!(spec.broker.destinations[0].visibility_timeout_ms, 30_000);
+        assert!(spec.producers.is_empty() && spec.faults.is_empty());
     }
 
     #[test]
     fn summary_is_the_first_non_blank_line() {
-        let header = parse("name: a\ndescription: |\n\n  First line.\n  Second line.\n");
-        assert_eq!(header.summary(), "First line.");
-        assert_eq!(parse("name: a\ndescription: ''\n").summary(), "");
-    }
-
-    #[test]
-    fn future_sections_are_accepted_and_reported_in_format_order() {
-        let header = parse("name: a\ndescription: b\nexpect: [x]\nbroker: {partitions: 3}\n");
-        assert_eq!(header.pending_sections(), ["broker", "expect"]);
+        let scenario = ok("name: a\ndescription: |\n\n  First line.\n  Second line.\n");
+        assert_eq!(scenario.summary(), "First line.");
+        assert_eq!(ok("name: a\ndescription: ''\n").summary(), "");
     }
 
     #[test]
     fn errors_carry_the_position_of_the_bad_value() {
-        let err = ScenarioHeader::parse("description: b\nname: ''\n").unwrap_err();
+        let err = parse("description: b\nname: ''\n").unwrap_err();
         assert_eq!((err.line, err.column), (2, 7));
         assert_eq!(
             err.message,
             "name: invalid value: string \"\", expected a non-empty, single-line name"
         );
-        let err = ScenarioHeader::parse("name: a\ndescription: b\nseed: -1\n").unwrap_err();
+        let err = parse("name: a\ndescription: b\nseed: -1\n").unwrap_err();
         assert_eq!((err.line, err.column), (3, 7));
         assert_eq!(
             err.message,
@@ -214,9 +304,16 @@ mod tests {
     }
 
     #[test]
+    fn validation_errors_point_at_the_key_in_scenario_units() {
+        let err = parse("name: a\ndescription: b\ntick: 2s\n").unwrap_err();
+        assert_eq!((err.line, err.column), (3, 1));
+        assert_eq!(err.message, "tick: 2s is out of range (1ms to 1s)");
+    }
+
+    #[test]
     fn empty_documents_get_their_own_message() {
         for text in ["", "\n", "# comment only\n", "---\n", "~\n"] {
-            let err = ScenarioHeader::parse(text).unwrap_err();
+            let err = Scenario::parse(text).unwrap_err();
             assert!(
                 err.message.starts_with("empty scenario"),
                 "{text:?}: {}",
