@@ -2,7 +2,7 @@
 //! human units: every `_ms` number of the spec is a [`HumanDuration`] here and every
 //! `messages_per_s` a [`HumanRate`], under the same name without its unit (`start_ms` is
 //! `start`, `messages_per_s` is `rate`). `convert.rs` maps them onto a [`ClusterSpec`], whose
-//! validation then checks every bound; `locate.rs` maps its error paths back onto these names.
+//! validation then checks every bound; `errors.rs` maps its error paths back onto these names.
 //!
 //! Defaults are the spec's, written out here so that the JSON Schema shows them.
 //!

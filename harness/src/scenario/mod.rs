@@ -3,8 +3,9 @@
 //!
 //! * [`ScenarioDoc`] is the file as serde reads it, with human units (`format.rs`,
 //!   `broker.rs`, `expect.rs`, `units.rs`, `bound.rs`); every section refuses unknown keys.
-//! * `convert.rs` maps it onto the [`ClusterSpec`] the simulation takes and runs the spec's
-//!   validation, mapping its errors back to the file (`locate.rs`) with their line and column.
+//! * `convert.rs` maps it onto the [`ClusterSpec`] the simulation takes; `errors.rs` runs the
+//!   spec's validation and maps its errors back to the file (`locate.rs`) with their line and
+//!   column.
 //! * `schema.rs` derives the JSON Schema committed as `scenarios/schema.json`.
 //!
 //! The format is documented for authors in `scenarios/README.md`.
@@ -12,6 +13,7 @@
 mod bound;
 mod broker;
 mod convert;
+mod errors;
 mod expect;
 mod format;
 mod locate;
@@ -139,7 +141,7 @@ impl Scenario {
             Err(err) => return Err(refine(Located::from_yaml(&err, text), text)),
         };
         let spec = doc.to_spec();
-        convert::validate(&doc, &spec).map_err(|e| e.locate(text))?;
+        errors::validate(&doc, &spec).map_err(|e| e.locate(text))?;
         Ok(Scenario {
             name: doc.name,
             description: doc.description,
