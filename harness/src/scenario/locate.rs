@@ -291,11 +291,35 @@ impl<'de> Visitor<'de> for Key<'_> {
 /// both. The key could in principle also occur in an earlier sibling, but serde reports the
 /// first unknown key, so an earlier occurrence would have been reported instead.
 pub fn find_key_below(text: &str, path: &YamlPath, key: &str) -> Option<(YamlPath, usize, usize)> {
+    search(text, path, Target::Key(key))
+}
+
+/// The sections read as internally tagged enums, whose values serde reports without a
+/// position of their own.
+const TAGGED_SECTIONS: [&str; 4] = ["processing", "skew", "durability", "fault"];
+
+/// Where a scalar written as `value` is below `path`, inside a kind-tagged section
+/// (`processing`, `skew`, `durability`, `fault`), first in file order, with its path.
+///
+/// The same buffering as for keys (see [`find_key_below`]) loses the position of a bad value
+/// inside those sections. Only values inside them are searched, so that an equal value
+/// elsewhere in the element (`max_messages: 5` beside `processing: {time: 5}`) is not taken
+/// for it.
+pub fn find_tagged_value_below(
+    text: &str,
+    path: &YamlPath,
+    value: &str,
+) -> Option<(YamlPath, usize, usize)> {
+    search(text, path, Target::Value(value))
+}
+
+fn search(text: &str, path: &YamlPath, target: Target<'_>) -> Option<(YamlPath, usize, usize)> {
     let deserializer = serde_norway::Deserializer::from_str(text);
     let seed = Search {
         path: &path.0,
         below: YamlPath::default(),
-        key,
+        target,
+        tagged: false,
     };
     let err = seed.deserialize(deserializer).err()?;
     let message = err.to_string();
@@ -304,6 +328,15 @@ pub fn find_key_below(text: &str, path: &YamlPath, key: &str) -> Option<(YamlPat
     let found = found.split(" at line ").next().unwrap_or(found);
     let location = err.location()?;
     Some((YamlPath::parse(found), location.line(), location.column()))
+}
+
+/// What a search looks for.
+#[derive(Debug, Clone, Copy)]
+enum Target<'t> {
+    /// A mapping key with this name.
+    Key(&'t str),
+    /// A scalar value written so, inside a tagged section.
+    Value(&'t str),
 }
 
 /// A mapping key while searching: its text (`None` when it is not a string), or the marker
@@ -365,7 +398,21 @@ impl<'de> Visitor<'de> for SearchKey<'_> {
 struct Search<'p> {
     path: &'p [Segment],
     below: YamlPath,
-    key: &'p str,
+    target: Target<'p>,
+    /// Whether this node is inside a kind-tagged section.
+    tagged: bool,
+}
+
+impl Search<'_> {
+    /// The marker for a scalar written as `written`, if it is the value searched for.
+    fn check_value<E: de::Error>(&self, written: &str) -> Result<(), E> {
+        match self.target {
+            Target::Value(value) if self.path.is_empty() && self.tagged && value == written => {
+                Err(E::custom(format!("{MARKER}{}", self.below)))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Search<'_> {
@@ -384,9 +431,12 @@ impl<'de> Visitor<'de> for Search<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let searching = self.path.is_empty();
+        let wanted_key = match self.target {
+            Target::Key(key) if self.path.is_empty() => Some(key),
+            _ => None,
+        };
         let key_seed = || SearchKey {
-            key: searching.then_some(self.key),
+            key: wanted_key,
             below: &self.below,
         };
         while let Some(name) = map.next_key_seed(key_seed())? {
@@ -399,7 +449,8 @@ impl<'de> Visitor<'de> for Search<'_> {
                     return map.next_value_seed(Search {
                         path: rest,
                         below: self.below.key(&name),
-                        key: self.key,
+                        target: self.target,
+                        tagged: self.tagged || TAGGED_SECTIONS.contains(&name.as_str()),
                     });
                 }
                 Some(_) => {
@@ -408,7 +459,8 @@ impl<'de> Visitor<'de> for Search<'_> {
                 None => map.next_value_seed(Search {
                     path: &[],
                     below: self.below.key(&name),
-                    key: self.key,
+                    target: self.target,
+                    tagged: self.tagged || TAGGED_SECTIONS.contains(&name.as_str()),
                 })?,
             }
         }
@@ -427,7 +479,8 @@ impl<'de> Visitor<'de> for Search<'_> {
                 Some(rest) => seq.next_element_seed(Search {
                     path: rest,
                     below: self.below.index(index),
-                    key: self.key,
+                    target: self.target,
+                    tagged: self.tagged,
                 })?,
                 None => seq.next_element::<IgnoredAny>()?.map(|_| ()),
             };
@@ -438,20 +491,20 @@ impl<'de> Visitor<'de> for Search<'_> {
         }
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<(), E> {
+        self.check_value(&b.to_string())
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<(), E> {
+        self.check_value(&n.to_string())
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<(), E> {
+        self.check_value(&n.to_string())
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<(), E> {
+        self.check_value(&n.to_string())
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
+        self.check_value(text)
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
@@ -460,7 +513,7 @@ impl<'de> Visitor<'de> for Search<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{YamlPath, find_key_below, locate};
+    use super::{YamlPath, find_key_below, find_tagged_value_below, locate};
 
     const TEXT: &str = "\
 name: a
@@ -513,6 +566,20 @@ broker:
         );
         let root = find_key_below(TEXT, &YamlPath::default(), "name");
         assert_eq!(root.map(|(p, ..)| p.to_string()), Some("name".to_owned()));
+    }
+
+    #[test]
+    fn values_are_found_only_inside_tagged_sections() {
+        let text = "consumers:\n  - max_messages: 5\n    processing: {kind: constant, time: 5}\n";
+        let found = find_tagged_value_below(text, &YamlPath::parse("consumers[0]"), "5");
+        assert_eq!(
+            found.map(|(path, line, column)| (path.to_string(), line, column)),
+            Some(("consumers[0].processing.time".to_owned(), 3, 40))
+        );
+        assert_eq!(
+            find_tagged_value_below(text, &YamlPath::parse("consumers[0]"), "6"),
+            None
+        );
     }
 
     #[test]

@@ -176,22 +176,39 @@ impl Scenario {
     }
 }
 
-/// Moves an unknown-key error that serde reported at an enclosing list element (inside a
-/// `kind`-tagged section, see [`locate::find_key_below`]) to the key itself, with its path.
+/// Moves an error that serde reported at an enclosing list element, because it arose inside
+/// a `kind`-tagged section (see [`locate::find_key_below`]), to the key or value at fault,
+/// with its path. Errors that already point further on are left alone.
 fn refine(located: Located, text: &str) -> Located {
-    let Some((path, rest)) = located.message.split_once(": unknown key `") else {
+    let Some((path, rest)) = located.message.split_once(": ") else {
         return located;
     };
-    let Some((key, _)) = rest.split_once('`') else {
-        return located;
-    };
-    match locate::find_key_below(text, &YamlPath::parse(path), key) {
-        Some((found, line, column)) if (line, column) > (located.line, located.column) => {
+    let path = YamlPath::parse(path);
+    let found = if let Some(unknown) = rest.strip_prefix("unknown key `") {
+        let key = unknown.split('`').next().unwrap_or("");
+        // The message names the key's parent mapping, as serde's own would.
+        locate::find_key_below(text, &path, key).map(|(found, line, column)| {
             let parent = YamlPath(found.0[..found.0.len().saturating_sub(1)].to_vec());
-            Located::new(line, column, format!("{parent}: unknown key `{rest}"))
+            (parent, line, column)
+        })
+    } else {
+        quoted_value(rest).and_then(|value| locate::find_tagged_value_below(text, &path, value))
+    };
+    match found {
+        Some((found, line, column)) if (line, column) > (located.line, located.column) => {
+            Located::new(line, column, format!("{found}: {rest}"))
         }
         _ => located,
     }
+}
+
+/// The first value quoted in a message, in backticks (`` `5` ``, ours and serde's numbers) or
+/// double quotes (serde's strings).
+fn quoted_value(message: &str) -> Option<&str> {
+    let start = message.find(['`', '"'])?;
+    let quote = message[start..].chars().next()?;
+    let rest = &message[start + 1..];
+    rest.split(quote).next()
 }
 
 /// A scenario file that parsed and validated, with the path it was read from.
