@@ -341,4 +341,29 @@ mod tests {
             assert_eq!((err.line, err.column), (1, 1));
         }
     }
+
+    // Every truncation and byte flip of a full scenario must give a scenario or a located
+    // error, never a panic, whatever part of the loader (parse, convert, validate, locate)
+    // the damage reaches.
+    const FULL: &str = include_str!("../../tests/data/valid/every-section.yaml");
+
+    proptest::proptest! {
+        #[test]
+        fn damaged_files_never_panic(cut in 0..FULL.len(), at in 0..FULL.len(), byte in 0u8..128) {
+            let mut bytes = FULL.as_bytes()[..cut.max(at)].to_vec();
+            if let Some(b) = bytes.get_mut(at) {
+                *b = byte;
+            }
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                if let Err(err) = Scenario::parse(text) {
+                    proptest::prop_assert!(err.line >= 1 && err.column >= 1);
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "[a-z_:\\-\\[\\]{}, 0-9\n.>=<\"'/]{0,200}") {
+            let _ = Scenario::parse(&text);
+        }
+    }
 }
