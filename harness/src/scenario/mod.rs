@@ -354,10 +354,10 @@ mod tests {
             if let Some(b) = bytes.get_mut(at) {
                 *b = byte;
             }
-            if let Ok(text) = std::str::from_utf8(&bytes) {
-                if let Err(err) = Scenario::parse(text) {
-                    proptest::prop_assert!(err.line >= 1 && err.column >= 1);
-                }
+            if let Ok(text) = std::str::from_utf8(&bytes)
+                && let Err(err) = Scenario::parse(text)
+            {
+                proptest::prop_assert!(err.line >= 1 && err.column >= 1);
             }
         }
 
