@@ -15,8 +15,8 @@ pub struct Streams<O, E> {
     pub err: E,
 }
 
-/// `mqsim run`: loads every scenario and lists it. The simulation does not exist yet, so this
-/// validates only, and its closing line says so.
+/// `mqsim run`: loads every scenario and lists it. The simulation is not wired to scenarios
+/// yet, so this validates only, and its closing line says so.
 pub fn run<O: Write, E: Write>(paths: &[PathBuf], io: &mut Streams<O, E>) -> io::Result<Exit> {
     let (scenarios, errors) = load_all(paths);
     // Nothing is reported as run unless every file is valid, matching how the real runner will
@@ -24,14 +24,13 @@ pub fn run<O: Write, E: Write>(paths: &[PathBuf], io: &mut Streams<O, E>) -> io:
     if report_errors(&errors, &mut io.err)? {
         return Ok(Exit::BadInput);
     }
-    note_pending_sections(&scenarios, &mut io.err)?;
     let rows: Vec<[String; 3]> = scenarios
         .iter()
         .map(|s| {
             [
                 s.path.display().to_string(),
-                s.header.name().to_owned(),
-                s.header.summary().to_owned(),
+                s.scenario.name().to_owned(),
+                s.scenario.summary().to_owned(),
             ]
         })
         .collect();
@@ -50,7 +49,6 @@ pub fn validate<O: Write, E: Write>(paths: &[PathBuf], io: &mut Streams<O, E>) -
     for scenario in &scenarios {
         writeln!(io.out, "ok {}", scenario.path.display())?;
     }
-    note_pending_sections(&scenarios, &mut io.err)?;
     Ok(if report_errors(&errors, &mut io.err)? {
         Exit::BadInput
     } else {
@@ -65,7 +63,12 @@ pub fn list<O: Write, E: Write>(dir: &Path, io: &mut Streams<O, E>) -> io::Resul
     let (scenarios, errors) = load_all(&[dir.to_path_buf()]);
     let rows: Vec<[String; 2]> = scenarios
         .iter()
-        .map(|s| [s.header.name().to_owned(), s.header.summary().to_owned()])
+        .map(|s| {
+            [
+                s.scenario.name().to_owned(),
+                s.scenario.summary().to_owned(),
+            ]
+        })
         .collect();
     write_table(&mut io.out, &rows)?;
     Ok(if report_errors(&errors, &mut io.err)? {
@@ -95,23 +98,6 @@ fn report_errors(errors: &[FileError], err: &mut impl Write) -> io::Result<bool>
         writeln!(err, "{error}")?;
     }
     Ok(!errors.is_empty())
-}
-
-/// Says which sections of the future format were accepted without being checked, so a passing
-/// validation is not mistaken for a checked workload.
-fn note_pending_sections(scenarios: &[ScenarioFile], err: &mut impl Write) -> io::Result<()> {
-    for scenario in scenarios {
-        let pending = scenario.header.pending_sections();
-        if !pending.is_empty() {
-            writeln!(
-                err,
-                "{}: note: not checked yet (the full scenario format is still to come): {}",
-                scenario.path.display(),
-                pending.join(", ")
-            )?;
-        }
-    }
-    Ok(())
 }
 
 /// Writes rows with every column but the last padded to a common width, two spaces apart.

@@ -2,9 +2,9 @@
 //! ([`check`]), the wire protocol, server and client, and the commands behind the `mqsim`
 //! binary.
 //!
-//! The command line still reads only scenario headers; mapping scenarios onto [`sim`] and
-//! [`check`] is the next step. The modules are split so that the scenario loader can grow
-//! inside `scenario` and `diagnostic` without the command line changing shape.
+//! [`scenario`] reads a scenario file into a validated [`sim::ClusterSpec`] and its
+//! expectations; running scenarios from the command line through [`sim`] and [`check`] is the
+//! next step.
 
 pub mod check;
 pub mod client;

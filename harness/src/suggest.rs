@@ -9,9 +9,15 @@
 /// message shape, so a serde change that breaks this parsing fails loudly instead of silently
 /// dropping the hint. Returns `None` for any other message.
 pub(crate) fn rewrite_unknown_field(message: &str) -> Option<String> {
-    const MARKER: &str = "unknown field `";
-    let start = message.find(MARKER)?;
-    let (prefix, rest) = (&message[..start], &message[start + MARKER.len()..]);
+    rewrite_unknown(message, "unknown field `", "key")
+        .or_else(|| rewrite_unknown(message, "unknown variant `", "value"))
+}
+
+/// The rewrite for one of serde's "unknown ..." messages: fields are keys, and variants (a
+/// fault kind, a `kind:` tag, an enum value) are values.
+fn rewrite_unknown(message: &str, marker: &str, noun: &str) -> Option<String> {
+    let start = message.find(marker)?;
+    let (prefix, rest) = (&message[..start], &message[start + marker.len()..]);
     let (key, expected) = rest.split_once("`, expected ")?;
     // The known keys are the backtick-quoted words: every second piece when split on backticks.
     let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
@@ -19,8 +25,8 @@ pub(crate) fn rewrite_unknown_field(message: &str) -> Option<String> {
         return None;
     }
     Some(match closest(key, &known) {
-        Some(best) => format!("{prefix}unknown key `{key}`; did you mean `{best}`?"),
-        None => format!("{prefix}unknown key `{key}`; expected {expected}"),
+        Some(best) => format!("{prefix}unknown {noun} `{key}`; did you mean `{best}`?"),
+        None => format!("{prefix}unknown {noun} `{key}`; expected {expected}"),
     })
 }
 
@@ -28,7 +34,7 @@ pub(crate) fn rewrite_unknown_field(message: &str) -> Option<String> {
 ///
 /// Case is ignored so `Name` suggests `name`, and transpositions count as one edit (optimal string
 /// alignment) so `nmae` does too. Ties go to the earliest candidate, which keeps output stable.
-fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let word = word.to_lowercase();
     let mut best: Option<(usize, &'a str)> = None;
     for &candidate in candidates {
@@ -97,5 +103,12 @@ mod tests {
             Some("broker: unknown key `colour`; expected `name` or `seed`")
         );
         assert_eq!(rewrite_unknown_field("missing field `name`"), None);
+        assert_eq!(
+            rewrite_unknown_field(
+                "faults[0].fault: unknown variant `crahs`, expected `crash` or `pause`"
+            )
+            .as_deref(),
+            Some("faults[0].fault: unknown value `crahs`; did you mean `crash`?")
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The cluster a simulation runs, as plain data.
 //!
-//! A later issue maps YAML scenarios onto these types, so they derive `Deserialize`, refuse
+//! `crate::scenario` maps YAML scenarios onto these types; they derive `Deserialize`, refuse
 //! unknown fields, and name every unit last (`_ms`, `_per_s`, `_bytes`). Every setting has a
 //! bound in [`limits`]; [`ClusterSpec::validate`] (in [`super::validate`]) checks them all, and
 //! the cross-references (destinations, groups, host names), before anything runs, so a bad spec
