@@ -1,6 +1,7 @@
-//! The `run`, `validate` and `list` commands. They write to the given streams instead of the
+//! The `run`, `replay`, `validate` and `list` commands. They write to the given streams instead of the
 //! process's, so they can be tested without spawning the binary.
 
+use crate::batch;
 use crate::diagnostic::FileError;
 use crate::discover::discover;
 use crate::exit::Exit;
@@ -15,32 +16,27 @@ pub struct Streams<O, E> {
     pub err: E,
 }
 
-/// `mqsim run`: loads every scenario and lists it. The simulation is not wired to scenarios
-/// yet, so this validates only, and its closing line says so.
-pub fn run<O: Write, E: Write>(paths: &[PathBuf], io: &mut Streams<O, E>) -> io::Result<Exit> {
+/// `mqsim run`: loads every scenario, then runs each for the seeds asked for (see
+/// [`crate::batch`]). A batch with a broken scenario in it does not start.
+pub fn run<O: Write, E: Write>(
+    paths: &[PathBuf],
+    options: &batch::Options,
+    io: &mut Streams<O, E>,
+) -> io::Result<Exit> {
     let (scenarios, errors) = load_all(paths);
-    // Nothing is reported as run unless every file is valid, matching how the real runner will
-    // refuse to start a batch with a broken scenario in it.
     if report_errors(&errors, &mut io.err)? {
         return Ok(Exit::BadInput);
     }
-    let rows: Vec<[String; 3]> = scenarios
-        .iter()
-        .map(|s| {
-            [
-                s.path.display().to_string(),
-                s.scenario.name().to_owned(),
-                s.scenario.summary().to_owned(),
-            ]
-        })
-        .collect();
-    write_table(&mut io.out, &rows)?;
-    writeln!(
-        io.out,
-        "validated {}; the simulation is not implemented yet, so no scenario was run",
-        count(scenarios.len(), "scenario file")
-    )?;
-    Ok(Exit::Pass)
+    if scenarios.is_empty() {
+        writeln!(io.err, "no scenario files found")?;
+        return Ok(Exit::BadInput);
+    }
+    batch::run(&scenarios, options, &mut io.out, &mut io.err)
+}
+
+/// `mqsim replay`: see [`batch::replay`].
+pub fn replay<O: Write, E: Write>(target: &Path, io: &mut Streams<O, E>) -> io::Result<Exit> {
+    batch::replay(target, &mut io.out, &mut io.err)
 }
 
 /// `mqsim validate`: loads every scenario and prints `ok PATH` for each valid one.
@@ -121,14 +117,6 @@ fn write_table<const N: usize>(out: &mut impl Write, rows: &[[String; N]]) -> io
         writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
-}
-
-fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 #[cfg(test)]

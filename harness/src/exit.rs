@@ -7,13 +7,13 @@ use std::process::ExitCode;
 pub enum Exit {
     /// Everything that was asked for succeeded (exit code 0).
     Pass,
-    /// A scenario ran but an invariant or expectation failed (exit code 1). Nothing produces this
-    /// yet because the simulation does not exist; the code is reserved so it never changes meaning.
+    /// A scenario ran but an invariant or expectation failed (exit code 1); it outranks a
+    /// liveness failure in the same batch.
     InvariantFailed,
     /// The input or the command line was unusable: a missing file, invalid YAML, a bad field, an
     /// unknown option, or output that could not be written (exit code 2).
     BadInput,
-    /// A scenario stopped making progress (exit code 3). Reserved like `InvariantFailed`.
+    /// A scenario's drain did not finish: the system did not recover (exit code 3).
     Liveness,
 }
 

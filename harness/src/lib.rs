@@ -3,9 +3,10 @@
 //! binary.
 //!
 //! [`scenario`] reads a scenario file into a validated [`sim::ClusterSpec`] and its
-//! expectations; running scenarios from the command line through [`sim`] and [`check`] is the
-//! next step.
+//! expectations; [`batch`] and [`runner`] run scenarios through [`sim`] and [`check`] and judge
+//! them against those expectations (`mqsim run`).
 
+pub mod batch;
 pub mod check;
 pub mod client;
 pub mod commands;

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use mqsim_harness::Exit;
+use mqsim_harness::batch;
 use mqsim_harness::commands::{self, Streams};
 use mqsim_harness::poke::{self, Poke};
 use std::io::{self, Write};
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 /// Deterministic test harness for message queues.
 ///
 /// Exit codes: 0 pass, 1 an invariant or expectation failed, 2 bad input or usage, 3 liveness
-/// (no progress). The simulation is not implemented yet; `run` only validates scenarios.
+/// (the system did not recover).
 #[derive(Debug, Parser)]
 #[command(name = "mqsim", version)]
 struct Cli {
@@ -22,11 +23,34 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run scenarios. For now this only validates and lists them: the simulation does not exist yet.
+    /// Run scenarios: simulate each, check its history and its expectations, and write the
+    /// results (summary.json, summary.txt and a history file per run) to a results directory.
     Run {
         /// Scenario files, or directories whose *.yaml and *.yml files are used (not recursive).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Run every scenario with this seed instead of its own.
+        #[arg(long, value_name = "N", conflicts_with = "seeds")]
+        seed: Option<u64>,
+        /// Run every scenario with its own seed and the next N-1 (at most 10000).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        seeds: Option<u64>,
+        /// The results directory (default: results/run-<unix seconds>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Simulations to run at once (default: the number of CPUs).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: Option<u64>,
+        /// The final report: a table (text) or summary.json's content (json).
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+    },
+    /// Run again what a results directory (or one history file in it) records and confirm that
+    /// each history hash is the same.
+    Replay {
+        /// A results directory, or a history file inside one.
+        #[arg(value_name = "PATH")]
+        target: PathBuf,
     },
     /// Check scenario files without running them, printing `ok PATH` for each valid one.
     Validate {
@@ -60,6 +84,12 @@ enum Command {
         #[command(subcommand)]
         action: ClientAction,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,7 +173,33 @@ fn main() -> ExitCode {
         err: io::stderr().lock(),
     };
     let result = match &cli.command {
-        Command::Run { paths } => commands::run(paths, &mut streams),
+        Command::Run {
+            paths,
+            seed,
+            seeds,
+            out,
+            jobs,
+            format,
+        } => {
+            let options = batch::Options {
+                seeds: match (seed, seeds) {
+                    (Some(s), _) => batch::Seeds::One(*s),
+                    (None, Some(n)) => batch::Seeds::Count(*n),
+                    (None, None) => batch::Seeds::Own,
+                },
+                out: out.clone(),
+                jobs: jobs.map_or_else(
+                    || std::thread::available_parallelism().map_or(1, usize::from),
+                    |j| j as usize,
+                ),
+                format: match format {
+                    OutputFormat::Text => batch::Format::Text,
+                    OutputFormat::Json => batch::Format::Json,
+                },
+            };
+            commands::run(paths, &options, &mut streams)
+        }
+        Command::Replay { target } => commands::replay(target, &mut streams),
         Command::Validate { paths } => commands::validate(paths, &mut streams),
         Command::List { dir } => commands::list(dir, &mut streams),
         Command::Broker { listen, config } => {

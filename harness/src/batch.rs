@@ -1,0 +1,408 @@
+//! `mqsim run`: every scenario for every seed asked for, simulated, checked against its
+//! `expect` block, and written under a results directory.
+//!
+//! Runs are independent simulations, so `--jobs` runs several at once on threads of their own
+//! (each simulation is single-threaded and deterministic; nothing is shared between them).
+//! Results are collected by job number, so the table, `summary.json` and the exit code do not
+//! depend on which run finished first.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use crate::check::{Invariant, Metrics, Verdict};
+use crate::exit::Exit;
+use crate::runner::{self, Outcome, Record, RunVerdict};
+use crate::scenario::{Expect, Judgement, MetricName, ScenarioFile};
+
+/// Which seeds to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seeds {
+    /// Each scenario's own seed.
+    Own,
+    /// This seed for every scenario.
+    One(u64),
+    /// Each scenario's seed and the next `n - 1`.
+    Count(u64),
+}
+
+/// How the final report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// The options of `mqsim run`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seeds: Seeds,
+    /// The results directory; unset, `results/run-<unix seconds>`.
+    pub out: Option<PathBuf>,
+    /// Runs at once, at least 1.
+    pub jobs: usize,
+    pub format: Format,
+}
+
+/// Most seeds one invocation runs per scenario: a bound on the work a typo can start.
+pub const MAX_SEEDS: u64 = 10_000;
+
+/// One run to do.
+struct Job<'a> {
+    file: &'a ScenarioFile,
+    seed: u64,
+}
+
+/// Runs `files` as `options` say; progress goes to `err`, the table or JSON to `out`.
+pub fn run(
+    files: &[ScenarioFile],
+    options: &Options,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> io::Result<Exit> {
+    let dir = match &options.out {
+        Some(d) => d.clone(),
+        None => default_dir(),
+    };
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        writeln!(
+            err,
+            "{}: cannot create the results directory: {e}",
+            dir.display()
+        )?;
+        return Ok(Exit::BadInput);
+    }
+    let jobs: Vec<Job<'_>> = files
+        .iter()
+        .flat_map(|file| {
+            let own = file.scenario.seed;
+            let seeds: Vec<u64> = match options.seeds {
+                Seeds::Own => vec![own],
+                Seeds::One(s) => vec![s],
+                Seeds::Count(n) => (0..n.min(MAX_SEEDS)).map(|k| own.wrapping_add(k)).collect(),
+            };
+            seeds.into_iter().map(move |seed| Job { file, seed })
+        })
+        .collect();
+    // Workers take jobs in order and send back (job number, result); this thread prints the
+    // progress as results arrive and files each result under its job number.
+    let mut results: Vec<Option<Result<Record, String>>> = jobs.iter().map(|_| None).collect();
+    let next = AtomicUsize::new(0);
+    let workers = options.jobs.clamp(1, jobs.len().max(1));
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|scope| -> io::Result<()> {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (jobs, next, dir) = (&jobs, &next, &dir);
+            scope.spawn(move || {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(k) else { break };
+                    if tx.send((k, run_one(job, dir))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (n, (k, result)) in rx.iter().enumerate() {
+            let line = match &result {
+                Ok(r) => format!(
+                    "[{}/{}] {} seed {}: {}",
+                    n + 1,
+                    jobs.len(),
+                    r.scenario,
+                    r.seed,
+                    verdict_name(r.verdict)
+                ),
+                Err(msg) => format!("[{}/{}] {msg}", n + 1, jobs.len()),
+            };
+            writeln!(err, "{line}")?;
+            results[k] = Some(result);
+        }
+        Ok(())
+    })?;
+    let mut records = Vec::new();
+    let mut broken = false;
+    for slot in results {
+        match slot {
+            Some(Ok(r)) => records.push(r),
+            Some(Err(msg)) => {
+                writeln!(err, "{msg}")?;
+                broken = true;
+            }
+            None => broken = true,
+        }
+    }
+    let summary = runner::summary_json(&records);
+    let table = table_text(&records);
+    let written = runner::write_atomically(&dir.join("summary.json"), summary.as_bytes())
+        .and_then(|()| runner::write_atomically(&dir.join("summary.txt"), table.as_bytes()));
+    if let Err(e) = written {
+        writeln!(err, "{}: cannot write the results: {e}", dir.display())?;
+        return Ok(Exit::BadInput);
+    }
+    match options.format {
+        Format::Text => {
+            out.write_all(table.as_bytes())?;
+            writeln!(out, "results in {}", dir.display())?;
+        }
+        Format::Json => out.write_all(summary.as_bytes())?,
+    }
+    Ok(if broken {
+        Exit::BadInput
+    } else if records.iter().any(|r| r.verdict == RunVerdict::Fail) {
+        Exit::InvariantFailed
+    } else if records.iter().any(|r| r.verdict == RunVerdict::Liveness) {
+        Exit::Liveness
+    } else {
+        Exit::Pass
+    })
+}
+
+fn default_dir() -> PathBuf {
+    // The wall clock only names the directory; nothing simulated reads it.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Path::new("results").join(format!("run-{secs}"))
+}
+
+/// The history file of one run: the scenario's file stem and the seed.
+fn history_name(file: &ScenarioFile, seed: u64) -> String {
+    let stem = file
+        .path
+        .file_stem()
+        .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
+    format!("{stem}.seed-{seed}.history.jsonl")
+}
+
+fn run_one(job: &Job<'_>, dir: &Path) -> Result<Record, String> {
+    let mut spec = job.file.scenario.spec.clone();
+    spec.seed = job.seed;
+    let history = dir.join(history_name(job.file, job.seed));
+    let mut outcome = runner::execute(
+        &job.file.scenario.name,
+        &job.file.path,
+        &spec,
+        Some(&history),
+    )
+    .map_err(|e| format!("{} seed {}: {e}", job.file.path.display(), job.seed))?;
+    judge(&job.file.scenario.expect, &mut outcome);
+    Ok(outcome.record)
+}
+
+/// Sets the record's verdict from the scenario's expectations.
+pub fn judge(expect: &Expect, o: &mut Outcome) {
+    let mut failed = Vec::new();
+    let mut broken = false;
+    let liveness_failed = o.report.liveness_failed();
+    let mut liveness = false;
+    for r in &o.report.invariants {
+        let name = r.invariant.name();
+        match (expect.judgement(r.invariant), r.verdict) {
+            (Judgement::MustBeValid, Verdict::Invalid) if r.invariant == Invariant::Liveness => {
+                liveness = true;
+            }
+            (Judgement::MustBeValid, Verdict::Invalid) => broken = true,
+            // An invariant the run could not decide because the drain did not finish is the
+            // liveness failure's consequence, not a failure of its own.
+            (Judgement::MustBeValid, Verdict::Unknown) if !liveness_failed => failed.push(format!(
+                "{name} could not be decided: {}",
+                r.reason.as_deref().unwrap_or("unknown")
+            )),
+            (Judgement::MustBeInvalid, v) if v != Verdict::Invalid => {
+                failed.push(format!("{name} was expected to be violated but was {v:?}"));
+            }
+            _ => {}
+        }
+    }
+    for (name, bound) in expect.counts.iter() {
+        let value = name.value(&o.report.counts, &o.run.summary);
+        if !bound.holds(value as f64) {
+            failed.push(format!(
+                "counts.{} = {value}, expected {bound}",
+                name.name()
+            ));
+        }
+    }
+    for (name, bound) in expect.metrics.iter() {
+        let value = metric(name, &o.metrics);
+        if !bound.holds(value) {
+            failed.push(format!(
+                "metrics.{} = {value}, expected {bound}",
+                name.name()
+            ));
+        }
+    }
+    // Violations of invariants the scenario allows or expects are still listed in the
+    // record; they just do not fail the run.
+    o.record.verdict = if broken || !failed.is_empty() {
+        RunVerdict::Fail
+    } else if liveness {
+        RunVerdict::Liveness
+    } else {
+        RunVerdict::Pass
+    };
+    o.record.failed_expectations = failed;
+}
+
+fn metric(name: MetricName, m: &Metrics) -> f64 {
+    match name {
+        MetricName::ThroughputPerS => m.throughput_per_s,
+        MetricName::E2eLatencyMsP50 => m.e2e_latency_ms.p50,
+        MetricName::E2eLatencyMsP90 => m.e2e_latency_ms.p90,
+        MetricName::E2eLatencyMsP99 => m.e2e_latency_ms.p99,
+        MetricName::E2eLatencyMsP999 => m.e2e_latency_ms.p999,
+        MetricName::E2eLatencyMsMax => m.e2e_latency_ms.max,
+        MetricName::PublishLatencyMsP50 => m.publish_latency_ms.p50,
+        MetricName::PublishLatencyMsP90 => m.publish_latency_ms.p90,
+        MetricName::PublishLatencyMsP99 => m.publish_latency_ms.p99,
+        MetricName::PublishLatencyMsP999 => m.publish_latency_ms.p999,
+        MetricName::PublishLatencyMsMax => m.publish_latency_ms.max,
+        MetricName::MaxLag => m.max_lag as f64,
+    }
+}
+
+fn verdict_name(v: RunVerdict) -> &'static str {
+    match v {
+        RunVerdict::Pass => "pass",
+        RunVerdict::Fail => "FAIL",
+        RunVerdict::Liveness => "LIVENESS",
+    }
+}
+
+/// The table, then for each run that did not pass, why.
+fn table_text(records: &[Record]) -> String {
+    let rows = runner::table(records);
+    let mut widths = [0usize; 9];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut s = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (k, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if k + 1 < row.len() {
+                line.extend(std::iter::repeat_n(
+                    ' ',
+                    widths[k] - cell.chars().count() + 2,
+                ));
+            }
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    for r in records.iter().filter(|r| r.verdict != RunVerdict::Pass) {
+        s.push_str(&format!("\n{} seed {} ({}):\n", r.scenario, r.seed, r.file));
+        for f in &r.failed_expectations {
+            s.push_str(&format!("  expectation: {f}\n"));
+        }
+        for v in r.violations.iter().take(10) {
+            s.push_str(&format!("  {}: {}\n", v.invariant, v.message));
+        }
+    }
+    s
+}
+
+/// What `replay` reads back from `summary.json`.
+#[derive(Debug, serde::Deserialize)]
+struct SavedSummary {
+    runs: Vec<SavedRun>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SavedRun {
+    scenario: String,
+    file: PathBuf,
+    seed: u64,
+    history_sha256: String,
+    #[serde(default)]
+    history_file: Option<String>,
+}
+
+/// `mqsim replay`: runs again what a results directory (or one history file in it) records,
+/// from the scenario file and seed, and confirms the history hash is the same.
+pub fn replay(target: &Path, out: &mut impl Write, err: &mut impl Write) -> io::Result<Exit> {
+    let (dir, only) = if target.is_dir() {
+        (target.to_path_buf(), None)
+    } else {
+        let dir = target
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned());
+        (dir, name)
+    };
+    let summary_path = dir.join("summary.json");
+    let text = match std::fs::read_to_string(&summary_path) {
+        Ok(t) => t,
+        Err(e) => {
+            writeln!(err, "{}: {e}", summary_path.display())?;
+            return Ok(Exit::BadInput);
+        }
+    };
+    let saved: SavedSummary = match serde_json::from_str(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            writeln!(
+                err,
+                "{}:{}:{}: {e}",
+                summary_path.display(),
+                e.line(),
+                e.column()
+            )?;
+            return Ok(Exit::BadInput);
+        }
+    };
+    let runs: Vec<&SavedRun> = saved
+        .runs
+        .iter()
+        .filter(|r| only.is_none() || r.history_file == only)
+        .collect();
+    if runs.is_empty() {
+        writeln!(err, "{}: no run to replay", target.display())?;
+        return Ok(Exit::BadInput);
+    }
+    let mut mismatch = false;
+    for run in runs {
+        let file = match ScenarioFile::load(&run.file) {
+            Ok(f) => f,
+            Err(e) => {
+                writeln!(err, "{e}")?;
+                return Ok(Exit::BadInput);
+            }
+        };
+        let mut spec = file.scenario.spec.clone();
+        spec.seed = run.seed;
+        let report = match crate::sim::run(spec, None) {
+            Ok(r) => r,
+            Err(e) => {
+                writeln!(err, "{} seed {}: {e}", run.file.display(), run.seed)?;
+                return Ok(Exit::BadInput);
+            }
+        };
+        if report.hash == run.history_sha256 {
+            writeln!(
+                out,
+                "same   {} seed {} {}",
+                run.scenario, run.seed, report.hash
+            )?;
+        } else {
+            mismatch = true;
+            writeln!(
+                out,
+                "DIFFERS {} seed {}: recorded {}, replayed {}",
+                run.scenario, run.seed, run.history_sha256, report.hash
+            )?;
+        }
+    }
+    Ok(if mismatch {
+        Exit::InvariantFailed
+    } else {
+        Exit::Pass
+    })
+}
