@@ -43,6 +43,8 @@ pub struct Options {
     /// Runs at once, at least 1.
     pub jobs: usize,
     pub format: Format,
+    /// A progress bar on stderr (a terminal) instead of a line per finished run.
+    pub progress_bar: bool,
 }
 
 /// Most seeds one invocation runs per scenario: a bound on the work a typo can start.
@@ -106,7 +108,29 @@ pub fn run(
             });
         }
         drop(tx);
+        let bar = options.progress_bar.then(|| {
+            let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} runs, {elapsed} elapsed, ETA {eta}  {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
         for (n, (k, result)) in rx.iter().enumerate() {
+            if let Some(bar) = &bar {
+                bar.inc(1);
+                if let Ok(r) = &result {
+                    bar.set_message(format!(
+                        "{} seed {}: {}",
+                        r.scenario,
+                        r.seed,
+                        verdict_name(r.verdict)
+                    ));
+                }
+                results[k] = Some(result);
+                continue;
+            }
             let line = match &result {
                 Ok(r) => format!(
                     "[{}/{}] {} seed {}: {}",
@@ -120,6 +144,9 @@ pub fn run(
             };
             writeln!(err, "{line}")?;
             results[k] = Some(result);
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
         }
         Ok(())
     })?;
@@ -181,14 +208,24 @@ fn history_name(file: &ScenarioFile, seed: u64) -> String {
 fn run_one(job: &Job<'_>, dir: &Path) -> Result<Record, String> {
     let mut spec = job.file.scenario.spec.clone();
     spec.seed = job.seed;
-    let history = dir.join(history_name(job.file, job.seed));
+    let name = history_name(job.file, job.seed);
+    let history = dir.join(&name);
+    // The history is written under a temporary name and renamed once complete, so a results
+    // directory never holds half a history under its real name.
+    let partial = dir.join(format!(".{name}.partial"));
+    let failed = |e: &dyn std::fmt::Display| {
+        let _ = std::fs::remove_file(&partial);
+        format!("{} seed {}: {e}", job.file.path.display(), job.seed)
+    };
     let mut outcome = runner::execute(
         &job.file.scenario.name,
         &job.file.path,
         &spec,
-        Some(&history),
+        Some(&partial),
     )
-    .map_err(|e| format!("{} seed {}: {e}", job.file.path.display(), job.seed))?;
+    .map_err(|e| failed(&e))?;
+    std::fs::rename(&partial, &history).map_err(|e| failed(&e))?;
+    outcome.record.history_file = Some(name);
     judge(&job.file.scenario.expect, &mut outcome);
     Ok(outcome.record)
 }

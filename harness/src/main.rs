@@ -5,7 +5,7 @@ use mqsim_harness::Exit;
 use mqsim_harness::batch;
 use mqsim_harness::commands::{self, Streams};
 use mqsim_harness::poke::{self, Poke};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -196,6 +196,7 @@ fn main() -> ExitCode {
                     OutputFormat::Text => batch::Format::Text,
                     OutputFormat::Json => batch::Format::Json,
                 },
+                progress_bar: io::stderr().is_terminal(),
             };
             commands::run(paths, &options, &mut streams)
         }
