@@ -92,6 +92,18 @@ fn checkers(c: &mut Criterion) {
                 b.iter(|| black_box(check::check(&r.history, &r.plan, spec, true)));
             },
         );
+        // Floor: one sequential read of every entry (its time and kind), what any checker of
+        // this history must at least do; its growth from the small history to the large one
+        // is the memory hierarchy's, not the checkers'.
+        group.bench_with_input(BenchmarkId::new("floor", events), &&r, |b, r| {
+            b.iter(|| {
+                let mut sum = 0u64;
+                for e in r.history.entries() {
+                    sum = sum.wrapping_add(e.at_ns ^ u64::from(e.process));
+                }
+                black_box(sum)
+            });
+        });
         // Cold: the caches are flushed (untimed) before each check, as for a history that
         // was just recorded by a long run and is checked once.
         group.bench_with_input(
