@@ -164,8 +164,15 @@ pub fn run(
     }
     let summary = runner::summary_json(&records);
     let table = table_text(&records);
-    let written = runner::write_atomically(&dir.join("summary.json"), summary.as_bytes())
-        .and_then(|()| runner::write_atomically(&dir.join("summary.txt"), table.as_bytes()));
+    let files = [
+        ("summary.json", summary.clone()),
+        ("summary.txt", table.clone()),
+        ("report.md", crate::report::markdown(&records)),
+        ("junit.xml", crate::report::junit(&records)),
+    ];
+    let written = files
+        .iter()
+        .try_for_each(|(name, text)| runner::write_atomically(&dir.join(name), text.as_bytes()));
     if let Err(e) = written {
         writeln!(err, "{}: cannot write the results: {e}", dir.display())?;
         return Ok(Exit::BadInput);

@@ -82,7 +82,11 @@ fn run_on_repository_scenarios_passes_and_writes_results() {
             assert!(!run[key].is_null(), "{key} missing in {run}");
         }
     }
-    assert!(out.join("summary.txt").is_file());
+    for name in ["summary.txt", "report.md", "junit.xml"] {
+        assert!(out.join(name).is_file(), "{name}");
+    }
+    let junit = fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), files.len());
 }
 
 /// A scenario that produces to a queue nobody reads, with a short drain.

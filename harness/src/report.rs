@@ -1,0 +1,219 @@
+//! Reports written beside `summary.json`: `report.md`, a table fit for a CI job summary, and
+//! `junit.xml`, one test case per scenario and seed, so CI systems show runs as tests.
+
+use std::fmt::Write as _;
+
+use crate::runner::{Record, RunVerdict};
+
+/// `report.md`: one row per run, then why each run that did not pass failed.
+pub fn markdown(records: &[Record]) -> String {
+    let mut s = String::from("# mqsim run\n\n");
+    let passed = records
+        .iter()
+        .filter(|r| r.verdict == RunVerdict::Pass)
+        .count();
+    let _ = writeln!(s, "{passed} of {} runs passed.\n", records.len());
+    s.push_str(
+        "| scenario | seed | delivery | verdict | confirmed | lost | duplicate deliveries | \
+         duplicate effects | dead-lettered | throughput/s | e2e p50 ms | e2e p99 ms |\n",
+    );
+    s.push_str(
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for r in records {
+        let c = &r.counts;
+        let m = &r.metrics;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} |",
+            cell(&r.scenario),
+            r.seed,
+            r.delivery,
+            verdict(r.verdict),
+            c.confirmed,
+            c.lost,
+            c.duplicate_deliveries,
+            c.duplicate_effects,
+            c.dead_lettered,
+            m.throughput_per_s,
+            m.e2e_latency_ms.p50,
+            m.e2e_latency_ms.p99
+        );
+    }
+    for r in records.iter().filter(|r| r.verdict != RunVerdict::Pass) {
+        let _ = writeln!(
+            s,
+            "\n## {} seed {}: {}\n",
+            r.scenario,
+            r.seed,
+            verdict(r.verdict)
+        );
+        for line in failure_lines(r) {
+            let _ = writeln!(s, "- {}", cell(&line));
+        }
+    }
+    s
+}
+
+/// `junit.xml`: a test suite of one test case per run; a failed run's failure lists its
+/// failed expectations and violations.
+pub fn junit(records: &[Record]) -> String {
+    let failures = records
+        .iter()
+        .filter(|r| r.verdict != RunVerdict::Pass)
+        .count();
+    let time: f64 = records.iter().map(|r| r.metrics.wall_seconds).sum();
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        s,
+        "<testsuites name=\"mqsim\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">",
+        records.len()
+    );
+    let _ = writeln!(
+        s,
+        "  <testsuite name=\"mqsim\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" \
+         skipped=\"0\" time=\"{time:.3}\">",
+        records.len()
+    );
+    for r in records {
+        let _ = write!(
+            s,
+            "    <testcase classname=\"{}\" name=\"{} seed {}\" time=\"{:.3}\"",
+            xml(&r.file),
+            xml(&r.scenario),
+            r.seed,
+            r.metrics.wall_seconds
+        );
+        if r.verdict == RunVerdict::Pass {
+            s.push_str("/>\n");
+            continue;
+        }
+        let lines = failure_lines(r);
+        let _ = writeln!(
+            s,
+            ">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>",
+            verdict(r.verdict),
+            xml(lines.first().map_or("", String::as_str)),
+            xml(&lines.join("\n"))
+        );
+    }
+    s.push_str("  </testsuite>\n</testsuites>\n");
+    s
+}
+
+fn verdict(v: RunVerdict) -> &'static str {
+    match v {
+        RunVerdict::Pass => "pass",
+        RunVerdict::Fail => "fail",
+        RunVerdict::Liveness => "liveness",
+    }
+}
+
+/// What made a run fail: expectations first, then the first violations.
+fn failure_lines(r: &Record) -> Vec<String> {
+    let mut lines: Vec<String> = r
+        .failed_expectations
+        .iter()
+        .map(|f| format!("expectation: {f}"))
+        .collect();
+    lines.extend(
+        r.violations
+            .iter()
+            .take(20)
+            .map(|v| format!("{}: {}", v.invariant, v.message)),
+    );
+    if r.verdict == RunVerdict::Liveness && lines.is_empty() {
+        lines.push("the drain did not finish within its bound".to_owned());
+    }
+    lines
+}
+
+/// Text safe in a Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Text safe in XML content and attributes; characters XML 1.0 cannot hold are dropped.
+fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\t' | '\r' => out.push(' '),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::{Counts, RunMetrics, Violation};
+
+    fn record(scenario: &str, verdict: RunVerdict) -> Record {
+        Record {
+            scenario: scenario.to_owned(),
+            file: "scenarios/x.yaml".to_owned(),
+            seed: 3,
+            delivery: "at-least-once".to_owned(),
+            verdict,
+            counts: Counts::default(),
+            violations: vec![Violation {
+                invariant: "no-loss",
+                message: "message 7 was <lost> & \"gone\"".to_owned(),
+                message_ids: vec![7],
+            }],
+            failed_expectations: vec!["counts.lost = 1, expected 0".to_owned()],
+            metrics: RunMetrics::default(),
+            history_sha256: "0".repeat(64),
+            history_file: None,
+        }
+    }
+
+    #[test]
+    fn junit_has_a_case_per_run_and_escapes_what_it_quotes() {
+        let xml = junit(&[
+            record("a", RunVerdict::Pass),
+            record("b|c", RunVerdict::Fail),
+        ]);
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites"));
+        assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
+        assert_eq!(xml.matches("<testcase ").count(), 2);
+        assert!(xml.contains("name=\"a seed 3\" time=\"0.000\"/>"), "{xml}");
+        assert!(xml.contains(
+            "<failure type=\"fail\" message=\"expectation: counts.lost = 1, expected 0\">"
+        ));
+        assert!(
+            xml.contains("message 7 was &lt;lost&gt; &amp; &quot;gone&quot;"),
+            "{xml}"
+        );
+        // Every element opened is closed.
+        for tag in ["testsuites", "testsuite", "failure"] {
+            assert_eq!(
+                xml.matches(&format!("<{tag}")).count()
+                    - usize::from(tag == "testsuite") * xml.matches("<testsuites").count(),
+                xml.matches(&format!("</{tag}>")).count(),
+                "{tag}"
+            );
+        }
+    }
+
+    #[test]
+    fn markdown_lists_each_run_and_why_the_failures_failed() {
+        let md = markdown(&[
+            record("a", RunVerdict::Pass),
+            record("b|c", RunVerdict::Fail),
+        ]);
+        assert!(md.contains("1 of 2 runs passed."));
+        assert!(md.contains("| b\\|c | 3 | at-least-once | fail |"), "{md}");
+        assert!(md.contains("## b|c seed 3: fail"));
+        assert!(md.contains("- expectation: counts.lost = 1, expected 0"));
+    }
+}
