@@ -66,10 +66,12 @@ pub struct Facts<'h> {
     pub ids: BrokerIds,
     /// Messages in order of first appearance.
     pub msgs: Vec<Msg>,
-    /// Entries of message `i` are `timeline[start[i]..start[i + 1]]`.
-    start: Vec<u32>,
-    timeline: Vec<u32>,
-    timeline_subs: Vec<SubIndex>,
+    /// Message `m`'s first entry, and each entry's next entry of the same message ([`NONE`]
+    /// at the end): the timelines as chains through one array of four bytes an entry, built
+    /// in the first pass, rather than several per-entry arrays and a bucketing pass (at a
+    /// million entries, each fresh per-entry array costs its page faults on every check).
+    head: Vec<u32>,
+    next: Vec<u32>,
     /// Entries that name a message the harness cannot identify (a foreign payload).
     pub foreign: Vec<u32>,
     /// Publish attempts refused because the destination was full: the `fail` entries.
@@ -97,8 +99,9 @@ impl<'h> Facts<'h> {
             entries,
             plan,
             msgs: Vec::new(),
-            of_entry: vec![0; entries.len()],
-            entry_sub: vec![NO_SUB; entries.len()],
+            head: Vec::new(),
+            tail: Vec::new(),
+            next: vec![NONE; entries.len()],
             rejections: Vec::new(),
         };
         let mut foreign = Vec::new();
@@ -145,15 +148,11 @@ impl<'h> Facts<'h> {
                 continue;
             };
             p.note(&mut index, id, e, i);
-            p.entry_sub[i as usize] = sub_of(entries, i);
         }
         for i in late {
             let e = &entries[i as usize];
             match message_of(e, &ids) {
-                Some(id) => {
-                    p.note(&mut index, id, e, i);
-                    p.entry_sub[i as usize] = sub_of(entries, i);
-                }
+                Some(id) => p.note(&mut index, id, e, i),
                 None => {
                     if matches!(e.what, What::Broker { event, .. } if event.is_final_discard()) {
                         foreign.push(i);
@@ -163,44 +162,18 @@ impl<'h> Facts<'h> {
         }
         let Pass {
             msgs,
-            of_entry,
-            entry_sub,
+            head,
+            next,
             rejections,
             ..
         } = p;
-        // Bucket the entries by message, keeping recording order within a message.
-        let mut start = vec![0u32; msgs.len() + 1];
-        for &m in &of_entry {
-            if m != 0 {
-                start[m as usize] += 1;
-            }
-        }
-        for k in 1..start.len() {
-            start[k] += start[k - 1];
-        }
-        let mut fill = start.clone();
-        let len = start.last().copied().unwrap_or(0) as usize;
-        let mut timeline = vec![0u32; len];
-        // The subscription of each timeline slot, found in the first pass while the entries
-        // were read in order, so that neither bucketing nor the walks go back to the entries
-        // (a large history is read from memory, not cache: every pass over it counts).
-        let mut timeline_subs = vec![NO_SUB; len];
-        for (i, &m) in of_entry.iter().enumerate() {
-            if m != 0 {
-                let slot = &mut fill[m as usize - 1];
-                timeline[*slot as usize] = i as u32;
-                timeline_subs[*slot as usize] = entry_sub[i];
-                *slot += 1;
-            }
-        }
         Facts {
             plan,
             entries,
             ids,
             msgs,
-            start,
-            timeline,
-            timeline_subs,
+            head,
+            next,
             foreign,
             rejections,
             overflow_drops,
@@ -209,18 +182,21 @@ impl<'h> Facts<'h> {
     }
 
     /// The entries of message number `m` (an index into `msgs`), in recording order.
-    pub fn timeline(&self, m: usize) -> &[u32] {
-        &self.timeline[self.start[m] as usize..self.start[m + 1] as usize]
+    pub fn timeline(&self, m: usize) -> Timeline<'_> {
+        Timeline {
+            next: &self.next,
+            at: self.head.get(m).copied().unwrap_or(NONE),
+        }
+    }
+
+    /// The subscription entry `i` concerns, or [`NO_SUB`].
+    pub fn sub_at(&self, i: u32) -> SubIndex {
+        sub_of(self.entries, i)
     }
 
     /// The time of entry `i`.
     pub fn at(&self, i: u32) -> u64 {
         self.entries[i as usize].at_ns
-    }
-
-    /// The subscriptions of message `m`'s timeline entries, slot for slot.
-    pub fn timeline_subs(&self, m: usize) -> &[SubIndex] {
-        &self.timeline_subs[self.start[m] as usize..self.start[m + 1] as usize]
     }
 
     /// The time the receive behind delivery entry `i` was invoked: the broker delivered no
@@ -242,15 +218,39 @@ struct Pass<'h> {
     entries: &'h [Entry],
     plan: &'h Plan,
     msgs: Vec<Msg>,
-    /// Per entry, its message's index plus one (0: none), so that bucketing need not look ids
-    /// up again.
-    of_entry: Vec<u32>,
-    /// Per entry, the subscription it concerns.
-    entry_sub: Vec<SubIndex>,
+    /// Per message, its first and last entry so far; per entry, the next of its message.
+    head: Vec<u32>,
+    tail: Vec<u32>,
+    next: Vec<u32>,
     rejections: Vec<u32>,
 }
 
 impl Pass<'_> {
+    /// Appends entry `i` to message `m`'s chain, in recording order: entries come in order but
+    /// for the few resolved after the pass, which are inserted where they belong.
+    fn link(&mut self, m: usize, i: u32) {
+        let last = self.tail[m];
+        if last == NONE {
+            self.head[m] = i;
+            self.tail[m] = i;
+        } else if last < i {
+            self.next[last as usize] = i;
+            self.tail[m] = i;
+        } else {
+            let (mut prev, mut at) = (NONE, self.head[m]);
+            while at != NONE && at < i {
+                prev = at;
+                at = self.next[at as usize];
+            }
+            self.next[i as usize] = at;
+            if prev == NONE {
+                self.head[m] = i;
+            } else {
+                self.next[prev as usize] = i;
+            }
+        }
+    }
+
     /// Records that entry `i` concerns message `id`.
     fn note(&mut self, index: &mut IdTable<u32>, id: u64, e: &Entry, i: u32) {
         let slot = index.entry(id, 0);
@@ -273,9 +273,11 @@ impl Pass<'_> {
                 left_ns: u64::MAX,
             });
             *slot = self.msgs.len() as u32;
+            self.head.push(NONE);
+            self.tail.push(NONE);
         }
         let m = *slot;
-        self.of_entry[i as usize] = m;
+        self.link(m as usize - 1, i);
         let plan = self.plan;
         let msg = &mut self.msgs[m as usize - 1];
         match e.what {
@@ -350,6 +352,26 @@ impl Pass<'_> {
     }
 }
 
+/// A message's entries in recording order.
+#[derive(Debug, Clone)]
+pub struct Timeline<'f> {
+    next: &'f [u32],
+    at: u32,
+}
+
+impl Iterator for Timeline<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        let i = self.at;
+        if i == NONE {
+            return None;
+        }
+        self.at = self.next.get(i as usize).copied().unwrap_or(NONE);
+        Some(i)
+    }
+}
+
 /// Whether subscription `sub` belongs to destination `dest`.
 fn own(plan: &Plan, dest: u16, sub: SubIndex) -> bool {
     dest != u16::MAX && plan.subs_of(dest).contains(&sub)
@@ -397,4 +419,35 @@ fn message_of(e: &Entry, ids: &BrokerIds) -> Option<u64> {
 /// Whether a publish's error says the destination was full (the broker's `Overflow` error).
 pub fn is_full_rejection(error: &str) -> bool {
     error.contains(" is full (") && error.ends_with("publish rejected")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::read;
+    use crate::sim::spec::ClusterSpec;
+
+    #[test]
+    fn an_event_resolved_after_the_pass_takes_its_place_in_the_timeline() {
+        let spec: ClusterSpec = serde_norway::from_str(
+            "seed: 1\nduration_ms: 10\ndrain_timeout_ms: 10\nbroker:\n  destinations: [{ name: q }]\n\
+             producers: [{ destination: q }]\nconsumers: [{ destination: q }]\n",
+        )
+        .unwrap();
+        let plan = Plan::new(&spec);
+        // The lease end names only the broker id, which no earlier entry links to message 1:
+        // it is resolved after the pass and must land between the two deliveries.
+        let text = r#"
+{"time_ms":0,"process":"producer-0","type":"invoke","op":"publish","msg":1}
+{"time_ms":2,"process":"consumer-0","type":"invoke","op":"receive","destination":"q"}
+{"time_ms":3,"process":"broker","type":"broker","event":"lease-expired","broker_msg":101,"destination":"q"}
+{"time_ms":4,"process":"consumer-0","type":"deliver","invoke":1,"msg":1,"broker_msg":101,"destination":"q"}
+{"time_ms":5,"process":"producer-0","type":"ok","op":"publish","invoke":0,"msg":1,"broker_msg":101}
+"#;
+        let h = read::read(text, &plan).unwrap();
+        let f = Facts::new(&h, &plan);
+        assert_eq!(f.msgs.len(), 1);
+        assert_eq!(f.timeline(0).collect::<Vec<_>>(), vec![0, 2, 3, 4]);
+        assert!(f.foreign.is_empty());
+    }
 }

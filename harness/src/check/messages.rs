@@ -95,15 +95,14 @@ pub fn check(
     }
     let mut subs: Vec<SubIndex> = Vec::new();
     for (m, msg) in f.msgs.iter().enumerate() {
-        let timeline = f.timeline(m);
-        publish_checks(f, msg, timeline, out, counts);
+        publish_checks(f, msg, m, out, counts);
         // The subscriptions to walk: those the message must reach, and any it showed up in
         // (a dead-letter queue's, say).
         subs.clear();
         if msg.destination != u16::MAX {
             subs.extend_from_slice(f.plan.subs_of(msg.destination));
         }
-        for &sub in f.timeline_subs(m) {
+        for sub in f.timeline(m).map(|i| f.sub_at(i)) {
             if sub != crate::sim::plan::NO_SUB && !subs.contains(&sub) {
                 subs.push(sub);
             }
@@ -111,19 +110,7 @@ pub fn check(
         for &sub in &subs {
             let own = s.sub_destination.get(usize::from(sub)) == Some(&msg.destination);
             let needs = own && needs_leases.get(usize::from(msg.destination)) == Some(&true);
-            let w = walk(
-                f,
-                s,
-                m,
-                msg,
-                sub,
-                own,
-                needs,
-                timeline,
-                out,
-                counts,
-                &mut walked,
-            );
+            let w = walk(f, s, m, msg, sub, own, needs, out, counts, &mut walked);
             finish(f, s, drained, msg, sub, own, &w, out, counts);
             if needs {
                 walked.finals.push((sub, m as u32, w.final_ns));
@@ -139,14 +126,8 @@ pub fn check(
     walked
 }
 
-fn publish_checks(
-    f: &Facts<'_>,
-    msg: &Msg,
-    timeline: &[u32],
-    out: &mut Findings,
-    counts: &mut Counts,
-) {
-    let first = timeline.first().copied().unwrap_or(NONE);
+fn publish_checks(f: &Facts<'_>, msg: &Msg, m: usize, out: &mut Findings, counts: &mut Counts) {
+    let first = f.timeline(m).next().unwrap_or(NONE);
     if msg.invoke == NONE && msg.seen {
         out.add(
             Invariant::NoCreation,
@@ -157,9 +138,8 @@ fn publish_checks(
         );
     }
     if msg.aborted() && msg.seen {
-        let seen = timeline
-            .iter()
-            .copied()
+        let seen = f
+            .timeline(m)
             .find(|&i| {
                 matches!(
                     f.entries[i as usize].what,
@@ -192,7 +172,6 @@ fn walk(
     sub: SubIndex,
     own: bool,
     needs_leases: bool,
-    timeline: &[u32],
     out: &mut Findings,
     counts: &mut Counts,
     walked: &mut Walked,
@@ -209,8 +188,8 @@ fn walk(
     };
     let mut open_lease: Option<usize> = None;
     let id = msg.id;
-    for (&i, &of) in timeline.iter().zip(f.timeline_subs(m)) {
-        if of != sub {
+    for i in f.timeline(m) {
+        if f.sub_at(i) != sub {
             continue;
         }
         let at = f.at(i);

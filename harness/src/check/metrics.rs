@@ -106,8 +106,8 @@ pub fn measure(history: &History, plan: &Plan, spec: &ClusterSpec) -> Metrics {
             // acks), else the broker's ack when the consumer never heard back; and the first
             // instant anything made the message final, for the lag.
             let (mut completed, mut acked, mut ended) = (None, None, None);
-            for (&i, &of) in f.timeline(m).iter().zip(f.timeline_subs(m)) {
-                if of != sub {
+            for i in f.timeline(m) {
+                if f.sub_at(i) != sub {
                     continue;
                 }
                 let at = f.at(i);
