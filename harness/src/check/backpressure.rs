@@ -61,6 +61,7 @@ pub fn check(
     f: &Facts<'_>,
     s: &Settings,
     walked: &Walked,
+    needs: &[bool],
     out: &mut Findings,
     counts: &mut Counts,
 ) {
@@ -70,7 +71,6 @@ pub fn check(
             depth_bound(f, s, d as u16, dest.max_length, out);
         }
     }
-    let needs = needs_leases(f, s);
     for (d, dest) in s.destinations.iter().enumerate() {
         if !needs[d] {
             continue;
@@ -170,20 +170,9 @@ pub fn check(
 }
 
 fn message_of(f: &Facts<'_>, i: u32) -> Vec<u64> {
-    match f.entries[i as usize].what {
-        What::Failed { msg, .. } => vec![msg],
-        What::Broker {
-            msg, broker_msg, ..
-        } => {
-            let m = if msg == crate::sim::ids::NO_MSG {
-                f.ids.get(broker_msg)
-            } else {
-                Some(msg)
-            };
-            m.into_iter().collect()
-        }
-        _ => Vec::new(),
-    }
+    super::facts::message_of(&f.entries[i as usize], &f.ids)
+        .into_iter()
+        .collect()
 }
 
 /// The upper bound on a queue's stored, unleased messages described in the module docs.

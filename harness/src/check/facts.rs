@@ -395,7 +395,7 @@ fn sub_of(entries: &[Entry], i: u32) -> SubIndex {
 }
 
 /// The harness message an entry concerns, if any.
-fn message_of(e: &Entry, ids: &BrokerIds) -> Option<u64> {
+pub(super) fn message_of(e: &Entry, ids: &BrokerIds) -> Option<u64> {
     let msg = match e.what {
         What::Invoke { msg, .. }
         | What::Ok { msg, .. }

@@ -226,19 +226,17 @@ fn walk(
                 }
                 if let Some(prev) = w.last_delivery
                     && w.lease_open
+                    && surely_before_lease_end(f, s, prev, at)
                 {
-                    let vis = ms(visibility(f, s, prev));
-                    if at.saturating_add(slack) < f.receive_invoked_at(prev).saturating_add(vis) {
-                        out.add(
-                            Invariant::LeaseExclusivity,
-                            "redelivered-during-lease",
-                            format!(
-                                "message {id} was delivered again while its earlier lease was live"
-                            ),
-                            vec![id],
-                            vec![prev, i],
-                        );
-                    }
+                    out.add(
+                        Invariant::LeaseExclusivity,
+                        "redelivered-during-lease",
+                        format!(
+                            "message {id} was delivered again while its earlier lease was live"
+                        ),
+                        vec![id],
+                        vec![prev, i],
+                    );
                 }
                 if let (Some((tf, ef, count)), Some(d)) = (w.last_failure, dest)
                     && d.retry.multiplier >= 1.0
@@ -366,19 +364,17 @@ fn walk(
                         if event == BrokerEvent::LeaseExpired
                             && let Some(prev) = w.last_delivery
                             && w.lease_open
+                            && surely_before_lease_end(f, s, prev, at)
                         {
-                            let vis = ms(visibility(f, s, prev));
-                            if at.saturating_add(slack)
-                                < f.receive_invoked_at(prev).saturating_add(vis)
-                            {
-                                out.add(
-                                    Invariant::LeaseExclusivity,
-                                    "lease-expired-early",
-                                    format!("the lease of message {id} ran out before its visibility timeout"),
-                                    vec![id],
-                                    vec![prev, i],
-                                );
-                            }
+                            out.add(
+                                Invariant::LeaseExclusivity,
+                                "lease-expired-early",
+                                format!(
+                                    "the lease of message {id} ran out before its visibility timeout"
+                                ),
+                                vec![id],
+                                vec![prev, i],
+                            );
                         }
                     }
                     BrokerEvent::DeadLettered => {
@@ -459,6 +455,13 @@ fn end_lease(walked: &mut Walked, open: &mut Option<usize>, at: u64) {
     {
         lease.end_ns = at;
     }
+}
+
+/// Whether time `at` certainly falls before the lease of delivery entry `d` could end: the
+/// lease started no earlier than its receive was invoked and lasts the visibility timeout.
+fn surely_before_lease_end(f: &Facts<'_>, s: &Settings, d: u32, at: u64) -> bool {
+    let vis_ns = visibility(f, s, d).saturating_mul(1_000_000);
+    at.saturating_add(s.slack_ns) < f.receive_invoked_at(d).saturating_add(vis_ns)
 }
 
 /// The lease length, in ms, of the receive behind delivery entry `i`.

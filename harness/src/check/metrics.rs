@@ -78,8 +78,12 @@ fn percentiles(h: &Histogram<u64>) -> Percentiles {
 
 /// Measures a run of `spec` from its history.
 pub fn measure(history: &History, plan: &Plan, spec: &ClusterSpec) -> Metrics {
-    let settings = Settings::new(spec, plan);
-    let f = Facts::new(history, plan);
+    measure_facts(&Facts::new(history, plan), &Settings::new(spec, plan))
+}
+
+/// [`measure`] of a history already indexed.
+pub(super) fn measure_facts(f: &Facts<'_>, settings: &Settings) -> Metrics {
+    let plan = f.plan;
     let mut e2e = histogram();
     let mut publish = histogram();
     // (time, subscription, +1 or -1): lag changes.

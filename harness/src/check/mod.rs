@@ -320,20 +320,43 @@ pub fn check(history: &History, plan: &Plan, spec: &ClusterSpec, drained: bool) 
 
 /// [`check`] with settings already derived.
 pub fn check_with(history: &History, plan: &Plan, settings: &Settings, drained: bool) -> Report {
+    check_facts(&facts::Facts::new(history, plan), settings, drained)
+}
+
+/// [`check`] and [`measure`] of one history, indexing it once for both.
+pub fn check_and_measure(
+    history: &History,
+    plan: &Plan,
+    spec: &ClusterSpec,
+    drained: bool,
+) -> (Report, Metrics) {
+    let settings = Settings::new(spec, plan);
     let facts = facts::Facts::new(history, plan);
+    let report = check_facts(&facts, &settings, drained);
+    (report, metrics::measure_facts(&facts, &settings))
+}
+
+fn check_facts(facts: &facts::Facts<'_>, settings: &Settings, drained: bool) -> Report {
     let mut findings = Findings::new();
     let mut counts = Counts::default();
-    let needs_leases = backpressure::needs_leases(&facts, settings);
+    let needs_leases = backpressure::needs_leases(facts, settings);
     let walked = messages::check(
-        &facts,
+        facts,
         settings,
         drained,
         &needs_leases,
         &mut findings,
         &mut counts,
     );
-    order::check(&facts, settings, &walked, &mut findings, &mut counts);
-    backpressure::check(&facts, settings, &walked, &mut findings, &mut counts);
+    order::check(facts, settings, &walked, &mut findings, &mut counts);
+    backpressure::check(
+        facts,
+        settings,
+        &walked,
+        &needs_leases,
+        &mut findings,
+        &mut counts,
+    );
     if !drained {
         findings.add(
             Invariant::Liveness,
