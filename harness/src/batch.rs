@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use crate::check::{Invariant, Metrics, Verdict};
 use crate::exit::Exit;
-use crate::runner::{self, Outcome, Record, RunVerdict};
-use crate::scenario::{Expect, Judgement, MetricName, ScenarioFile};
+use crate::runner::{self, Record, RunVerdict};
+use crate::scenario::ScenarioFile;
 
 /// Which seeds to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +124,7 @@ pub fn run(
                         "{} seed {}: {}",
                         r.scenario,
                         r.seed,
-                        verdict_name(r.verdict)
+                        r.verdict.label()
                     ));
                 }
                 results[k] = Some(result);
@@ -138,7 +137,7 @@ pub fn run(
                     jobs.len(),
                     r.scenario,
                     r.seed,
-                    verdict_name(r.verdict)
+                    r.verdict.label()
                 ),
                 Err(msg) => format!("[{}/{}] {msg}", n + 1, jobs.len()),
             };
@@ -233,121 +232,20 @@ fn run_one(job: &Job<'_>, dir: &Path) -> Result<Record, String> {
     .map_err(|e| failed(&e))?;
     std::fs::rename(&partial, &history).map_err(|e| failed(&e))?;
     outcome.record.history_file = Some(name);
-    judge(&job.file.scenario.expect, &mut outcome);
+    runner::judge(&job.file.scenario.expect, &mut outcome);
     Ok(outcome.record)
-}
-
-/// Sets the record's verdict from the scenario's expectations.
-pub fn judge(expect: &Expect, o: &mut Outcome) {
-    let mut failed = Vec::new();
-    let mut broken = false;
-    let liveness_failed = o.report.liveness_failed();
-    let mut liveness = false;
-    for r in &o.report.invariants {
-        let name = r.invariant.name();
-        match (expect.judgement(r.invariant), r.verdict) {
-            (Judgement::MustBeValid, Verdict::Invalid) if r.invariant == Invariant::Liveness => {
-                liveness = true;
-            }
-            (Judgement::MustBeValid, Verdict::Invalid) => broken = true,
-            // An invariant the run could not decide because the drain did not finish is the
-            // liveness failure's consequence, not a failure of its own.
-            (Judgement::MustBeValid, Verdict::Unknown) if !liveness_failed => failed.push(format!(
-                "{name} could not be decided: {}",
-                r.reason.as_deref().unwrap_or("unknown")
-            )),
-            (Judgement::MustBeInvalid, v) if v != Verdict::Invalid => {
-                failed.push(format!("{name} was expected to be violated but was {v:?}"));
-            }
-            _ => {}
-        }
-    }
-    for (name, bound) in expect.counts.iter() {
-        let value = name.value(&o.report.counts, &o.run.summary);
-        if !bound.holds(value as f64) {
-            failed.push(format!(
-                "counts.{} = {value}, expected {bound}",
-                name.name()
-            ));
-        }
-    }
-    for (name, bound) in expect.metrics.iter() {
-        let value = metric(name, &o.metrics);
-        if !bound.holds(value) {
-            failed.push(format!(
-                "metrics.{} = {value}, expected {bound}",
-                name.name()
-            ));
-        }
-    }
-    // Violations of invariants the scenario allows or expects are still listed in the
-    // record; they just do not fail the run.
-    o.record.verdict = if broken || !failed.is_empty() {
-        RunVerdict::Fail
-    } else if liveness {
-        RunVerdict::Liveness
-    } else {
-        RunVerdict::Pass
-    };
-    o.record.failed_expectations = failed;
-}
-
-fn metric(name: MetricName, m: &Metrics) -> f64 {
-    match name {
-        MetricName::ThroughputPerS => m.throughput_per_s,
-        MetricName::E2eLatencyMsP50 => m.e2e_latency_ms.p50,
-        MetricName::E2eLatencyMsP90 => m.e2e_latency_ms.p90,
-        MetricName::E2eLatencyMsP99 => m.e2e_latency_ms.p99,
-        MetricName::E2eLatencyMsP999 => m.e2e_latency_ms.p999,
-        MetricName::E2eLatencyMsMax => m.e2e_latency_ms.max,
-        MetricName::PublishLatencyMsP50 => m.publish_latency_ms.p50,
-        MetricName::PublishLatencyMsP90 => m.publish_latency_ms.p90,
-        MetricName::PublishLatencyMsP99 => m.publish_latency_ms.p99,
-        MetricName::PublishLatencyMsP999 => m.publish_latency_ms.p999,
-        MetricName::PublishLatencyMsMax => m.publish_latency_ms.max,
-        MetricName::MaxLag => m.max_lag as f64,
-    }
-}
-
-fn verdict_name(v: RunVerdict) -> &'static str {
-    match v {
-        RunVerdict::Pass => "pass",
-        RunVerdict::Fail => "FAIL",
-        RunVerdict::Liveness => "LIVENESS",
-    }
 }
 
 /// The table, then for each run that did not pass, why.
 fn table_text(records: &[Record]) -> String {
-    let rows = runner::table(records);
-    let mut widths = [0usize; 9];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut s = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (k, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if k + 1 < row.len() {
-                line.extend(std::iter::repeat_n(
-                    ' ',
-                    widths[k] - cell.chars().count() + 2,
-                ));
-            }
-        }
-        s.push_str(line.trim_end());
-        s.push('\n');
-    }
+    let mut out = Vec::new();
+    // Writing into a vector cannot fail.
+    let _ = crate::commands::write_table(&mut out, &runner::table(records));
+    let mut s = String::from_utf8_lossy(&out).into_owned();
     for r in records.iter().filter(|r| r.verdict != RunVerdict::Pass) {
         s.push_str(&format!("\n{} seed {} ({}):\n", r.scenario, r.seed, r.file));
-        for f in &r.failed_expectations {
-            s.push_str(&format!("  expectation: {f}\n"));
-        }
-        for v in r.violations.iter().take(10) {
-            s.push_str(&format!("  {}: {}\n", v.invariant, v.message));
+        for line in crate::report::failure_lines(r, 10) {
+            s.push_str(&format!("  {line}\n"));
         }
     }
     s

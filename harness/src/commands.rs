@@ -97,7 +97,10 @@ fn report_errors(errors: &[FileError], err: &mut impl Write) -> io::Result<bool>
 }
 
 /// Writes rows with every column but the last padded to a common width, two spaces apart.
-fn write_table<const N: usize>(out: &mut impl Write, rows: &[[String; N]]) -> io::Result<()> {
+pub(crate) fn write_table<const N: usize>(
+    out: &mut impl Write,
+    rows: &[[String; N]],
+) -> io::Result<()> {
     let mut widths = [0; N];
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -29,7 +29,7 @@ pub fn markdown(records: &[Record]) -> String {
             cell(&r.scenario),
             r.seed,
             r.delivery,
-            verdict(r.verdict),
+            r.verdict.name(),
             c.confirmed,
             c.lost,
             c.duplicate_deliveries,
@@ -46,9 +46,9 @@ pub fn markdown(records: &[Record]) -> String {
             "\n## {} seed {}: {}\n",
             r.scenario,
             r.seed,
-            verdict(r.verdict)
+            r.verdict.name()
         );
-        for line in failure_lines(r) {
+        for line in failure_lines(r, 20) {
             let _ = writeln!(s, "- {}", cell(&line));
         }
     }
@@ -88,11 +88,11 @@ pub fn junit(records: &[Record]) -> String {
             s.push_str("/>\n");
             continue;
         }
-        let lines = failure_lines(r);
+        let lines = failure_lines(r, 20);
         let _ = writeln!(
             s,
             ">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>",
-            verdict(r.verdict),
+            r.verdict.name(),
             xml(lines.first().map_or("", String::as_str)),
             xml(&lines.join("\n"))
         );
@@ -101,16 +101,8 @@ pub fn junit(records: &[Record]) -> String {
     s
 }
 
-fn verdict(v: RunVerdict) -> &'static str {
-    match v {
-        RunVerdict::Pass => "pass",
-        RunVerdict::Fail => "fail",
-        RunVerdict::Liveness => "liveness",
-    }
-}
-
-/// What made a run fail: expectations first, then the first violations.
-fn failure_lines(r: &Record) -> Vec<String> {
+/// What made a run fail: expectations first, then the first `violations` violations.
+pub(crate) fn failure_lines(r: &Record, violations: usize) -> Vec<String> {
     let mut lines: Vec<String> = r
         .failed_expectations
         .iter()
@@ -119,7 +111,7 @@ fn failure_lines(r: &Record) -> Vec<String> {
     lines.extend(
         r.violations
             .iter()
-            .take(20)
+            .take(violations)
             .map(|v| format!("{}: {}", v.invariant, v.message)),
     );
     if r.verdict == RunVerdict::Liveness && lines.is_empty() {

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::check::{
     self, DeliveryMode, Invariant, Metrics, Percentiles, Report, Settings, Verdict,
 };
+use crate::scenario::{Expect, Judgement, MetricName};
 use crate::sim::{ClusterSpec, RunError, RunReport, Summary, run};
 
 /// Counts of one run, by the names `summary.json` promises.
@@ -33,47 +34,6 @@ pub struct Counts {
     pub expired: u64,
     pub dropped: u64,
     pub indeterminate: u64,
-}
-
-impl Counts {
-    /// A count by name, for expectations.
-    pub fn get(&self, name: &str) -> Option<u64> {
-        Some(match name {
-            "published" => self.published,
-            "confirmed" => self.confirmed,
-            "rejected" => self.rejected,
-            "delivered" => self.delivered,
-            "completed" => self.completed,
-            "lost" => self.lost,
-            "recovered" => self.recovered,
-            "duplicate_deliveries" => self.duplicate_deliveries,
-            "duplicate_effects" => self.duplicate_effects,
-            "out_of_order" => self.out_of_order,
-            "dead_lettered" => self.dead_lettered,
-            "expired" => self.expired,
-            "dropped" => self.dropped,
-            "indeterminate" => self.indeterminate,
-            _ => return None,
-        })
-    }
-
-    /// Every count's name.
-    pub const NAMES: [&'static str; 14] = [
-        "published",
-        "confirmed",
-        "rejected",
-        "delivered",
-        "completed",
-        "lost",
-        "recovered",
-        "duplicate_deliveries",
-        "duplicate_effects",
-        "out_of_order",
-        "dead_lettered",
-        "expired",
-        "dropped",
-        "indeterminate",
-    ];
 }
 
 /// One invariant that broke, as `summary.json` lists it.
@@ -129,6 +89,26 @@ pub enum RunVerdict {
     Liveness,
 }
 
+impl RunVerdict {
+    /// The name in summary.json and the reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunVerdict::Pass => "pass",
+            RunVerdict::Fail => "fail",
+            RunVerdict::Liveness => "liveness",
+        }
+    }
+
+    /// The name in the table and progress lines, failures in capitals so they stand out.
+    pub fn label(self) -> &'static str {
+        match self {
+            RunVerdict::Pass => "pass",
+            RunVerdict::Fail => "FAIL",
+            RunVerdict::Liveness => "LIVENESS",
+        }
+    }
+}
+
 /// One run as `summary.json` records it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Record {
@@ -160,8 +140,8 @@ pub struct Outcome {
 }
 
 /// Simulates `spec`, writes its history to `history` if given, checks and measures it. The
-/// record's verdict says only what the checkers found (`fail` on any invalid invariant,
-/// `liveness` on an unfinished drain); [`Record::judge`] revises it against expectations.
+/// record's verdict is judged against the default expectation (every invariant valid);
+/// [`judge`] judges it again against a scenario's.
 pub fn execute(
     scenario: &str,
     file: &Path,
@@ -170,8 +150,7 @@ pub fn execute(
 ) -> Result<Outcome, RunError> {
     let started = Instant::now();
     let run = run(spec.clone(), history)?;
-    let report = check::check(&run.history, &run.plan, spec, run.drained());
-    let metrics = check::measure(&run.history, &run.plan, spec);
+    let (report, metrics) = check::check_and_measure(&run.history, &run.plan, spec, run.drained());
     let wall_seconds = started.elapsed().as_secs_f64();
     let settings = Settings::new(spec, &run.plan);
     let record = Record {
@@ -202,29 +181,81 @@ pub fn execute(
         metrics,
         run,
     };
-    outcome.record.judge(&outcome.report, |_| false, Vec::new());
+    judge(&Expect::default(), &mut outcome);
     Ok(outcome)
 }
 
-impl Record {
-    /// Sets the verdict: `fail` when an invariant that `allowed` does not excuse is invalid
-    /// or an expectation failed, else `liveness` when the drain did not finish (unless allowed),
-    /// else `pass`.
-    pub fn judge(
-        &mut self,
-        report: &Report,
-        allowed: impl Fn(Invariant) -> bool,
-        failed_expectations: Vec<String>,
-    ) {
-        let broken = report.correctness_failures().any(|i| !allowed(i.invariant));
-        self.failed_expectations = failed_expectations;
-        self.verdict = if broken || !self.failed_expectations.is_empty() {
-            RunVerdict::Fail
-        } else if report.liveness_failed() && !allowed(Invariant::Liveness) {
-            RunVerdict::Liveness
-        } else {
-            RunVerdict::Pass
-        };
+/// Sets the record's verdict from `expect`: `fail` when an invariant that must be valid is
+/// invalid (or undecided while the drain finished), one that must be violated is not, or a
+/// bound on a count or metric does not hold; else `liveness` when the drain did not finish and
+/// liveness is judged; else `pass`. Violations of invariants the scenario allows or expects
+/// stay listed in the record; they just do not fail the run.
+pub fn judge(expect: &Expect, o: &mut Outcome) {
+    let mut failed = Vec::new();
+    let mut broken = false;
+    let liveness_failed = o.report.liveness_failed();
+    let mut liveness = false;
+    for r in &o.report.invariants {
+        let name = r.invariant.name();
+        match (expect.judgement(r.invariant), r.verdict) {
+            (Judgement::MustBeValid, Verdict::Invalid) if r.invariant == Invariant::Liveness => {
+                liveness = true;
+            }
+            (Judgement::MustBeValid, Verdict::Invalid) => broken = true,
+            // An invariant the run could not decide because the drain did not finish is the
+            // liveness failure's consequence, not a failure of its own.
+            (Judgement::MustBeValid, Verdict::Unknown) if !liveness_failed => failed.push(format!(
+                "{name} could not be decided: {}",
+                r.reason.as_deref().unwrap_or("unknown")
+            )),
+            (Judgement::MustBeInvalid, v) if v != Verdict::Invalid => {
+                failed.push(format!("{name} was expected to be violated but was {v:?}"));
+            }
+            _ => {}
+        }
+    }
+    for (name, bound) in expect.counts.iter() {
+        let value = name.value(&o.report.counts, &o.run.summary);
+        if !bound.holds(value as f64) {
+            failed.push(format!(
+                "counts.{} = {value}, expected {bound}",
+                name.name()
+            ));
+        }
+    }
+    for (name, bound) in expect.metrics.iter() {
+        let value = metric(name, &o.metrics);
+        if !bound.holds(value) {
+            failed.push(format!(
+                "metrics.{} = {value}, expected {bound}",
+                name.name()
+            ));
+        }
+    }
+    o.record.verdict = if broken || !failed.is_empty() {
+        RunVerdict::Fail
+    } else if liveness {
+        RunVerdict::Liveness
+    } else {
+        RunVerdict::Pass
+    };
+    o.record.failed_expectations = failed;
+}
+
+fn metric(name: MetricName, m: &Metrics) -> f64 {
+    match name {
+        MetricName::ThroughputPerS => m.throughput_per_s,
+        MetricName::E2eLatencyMsP50 => m.e2e_latency_ms.p50,
+        MetricName::E2eLatencyMsP90 => m.e2e_latency_ms.p90,
+        MetricName::E2eLatencyMsP99 => m.e2e_latency_ms.p99,
+        MetricName::E2eLatencyMsP999 => m.e2e_latency_ms.p999,
+        MetricName::E2eLatencyMsMax => m.e2e_latency_ms.max,
+        MetricName::PublishLatencyMsP50 => m.publish_latency_ms.p50,
+        MetricName::PublishLatencyMsP90 => m.publish_latency_ms.p90,
+        MetricName::PublishLatencyMsP99 => m.publish_latency_ms.p99,
+        MetricName::PublishLatencyMsP999 => m.publish_latency_ms.p999,
+        MetricName::PublishLatencyMsMax => m.publish_latency_ms.max,
+        MetricName::MaxLag => m.max_lag as f64,
     }
 }
 
@@ -328,12 +359,7 @@ pub fn table(records: &[Record]) -> Vec<[String; 9]> {
             r.scenario.clone(),
             r.seed.to_string(),
             r.delivery.clone(),
-            match r.verdict {
-                RunVerdict::Pass => "pass",
-                RunVerdict::Fail => "FAIL",
-                RunVerdict::Liveness => "LIVENESS",
-            }
-            .to_owned(),
+            r.verdict.label().to_owned(),
             r.counts.confirmed.to_string(),
             r.counts.lost.to_string(),
             r.counts.duplicate_deliveries.to_string(),
@@ -373,12 +399,15 @@ mod tests {
         let mut o = execute("idle", Path::new("idle.yaml"), &spec, None).unwrap();
         assert_eq!(o.record.verdict, RunVerdict::Liveness);
         assert_eq!(o.record.delivery, "none");
-        o.record
-            .judge(&o.report, |i| i == Invariant::Liveness, Vec::new());
+        let expect = |yaml: &str| -> Expect { serde_norway::from_str(yaml).unwrap() };
+        judge(&expect("allow: [liveness]\n"), &mut o);
         assert_eq!(o.record.verdict, RunVerdict::Pass);
-        o.record
-            .judge(&o.report, |_| false, vec!["lost: expected > 0".into()]);
+        judge(
+            &expect("allow: [liveness]\ncounts: {published: 0}\n"),
+            &mut o,
+        );
         assert_eq!(o.record.verdict, RunVerdict::Fail);
+        assert!(o.record.failed_expectations[0].starts_with("counts.published = "));
         let json = summary_json(std::slice::from_ref(&o.record));
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["runs"][0]["verdict"], "fail");

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use mqsim_harness::batch;
 use mqsim_harness::runner::{self, RunVerdict};
 use mqsim_harness::scenario::ScenarioFile;
 
@@ -27,7 +26,7 @@ fn meets_its_expectations_and_replays(name: &str) {
     let file = ScenarioFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let s = &file.scenario;
     let mut outcome = runner::execute(&s.name, &path, &s.spec, None).unwrap();
-    batch::judge(&s.expect, &mut outcome);
+    runner::judge(&s.expect, &mut outcome);
     let r = &outcome.record;
     assert_eq!(
         r.verdict,
