@@ -62,7 +62,7 @@ pub fn junit(records: &[Record]) -> String {
         .iter()
         .filter(|r| r.verdict != RunVerdict::Pass)
         .count();
-    let time: f64 = records.iter().map(|r| r.metrics.wall_seconds).sum();
+    let time: f64 = records.iter().map(|r| r.wall_clock.seconds).sum();
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         s,
@@ -82,7 +82,7 @@ pub fn junit(records: &[Record]) -> String {
             xml(&r.file),
             xml(&r.scenario),
             r.seed,
-            r.metrics.wall_seconds
+            r.wall_clock.seconds
         );
         if r.verdict == RunVerdict::Pass {
             s.push_str("/>\n");
@@ -164,6 +164,7 @@ mod tests {
             }],
             failed_expectations: vec!["counts.lost = 1, expected 0".to_owned()],
             metrics: RunMetrics::default(),
+            wall_clock: crate::runner::WallClock::default(),
             history_sha256: "0".repeat(64),
             history_file: None,
         }

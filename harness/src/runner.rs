@@ -9,10 +9,14 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use serde::Serialize;
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+use serde::{Deserialize, Serialize};
 
 use crate::check::{
-    self, DeliveryMode, Invariant, Metrics, Percentiles, Report, Settings, Verdict,
+    self, DeliveryMode, Histograms, Invariant, Metrics, Percentiles, Report, Series, Settings,
+    Verdict,
 };
 use crate::scenario::{Expect, Judgement, MetricName};
 use crate::sim::{ClusterSpec, RunError, RunReport, Summary, run};
@@ -30,6 +34,8 @@ pub struct Counts {
     pub duplicate_deliveries: u64,
     pub duplicate_effects: u64,
     pub out_of_order: u64,
+    /// Deliveries beyond each message's first in a subscription.
+    pub redeliveries: u64,
     pub dead_lettered: u64,
     pub expired: u64,
     pub dropped: u64,
@@ -44,13 +50,15 @@ pub struct Violation {
     pub message_ids: Vec<u64>,
 }
 
-/// Latency percentiles as `summary.json` names them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+/// Latency percentiles as `summary.json` names them, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     pub p50: f64,
+    pub p75: f64,
     pub p90: f64,
     pub p99: f64,
     pub p999: f64,
+    pub p9999: f64,
     pub max: f64,
 }
 
@@ -58,24 +66,81 @@ impl From<Percentiles> for Latency {
     fn from(p: Percentiles) -> Self {
         Latency {
             p50: p.p50,
+            p75: p.p75,
             p90: p.p90,
             p99: p.p99,
             p999: p.p999,
+            p9999: p.p9999,
             max: p.max,
         }
     }
 }
 
-/// The measurements of one run: simulated time, except `wall_seconds`.
+/// The measurements of one run in simulated time, exact for a seed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunMetrics {
     pub throughput_per_s: f64,
     pub e2e_latency_ms: Latency,
     pub publish_latency_ms: Latency,
+    pub send_delay_ms: Latency,
     pub max_lag: u64,
     pub sim_seconds: f64,
-    /// Wall-clock seconds of the simulation, checks and measurement.
-    pub wall_seconds: f64,
+    /// The latency histograms (microseconds), HdrHistogram's compressed V2 form in base64,
+    /// so that seeds can be merged without averaging percentiles.
+    pub histograms: SerialisedHistograms,
+    /// The figures over time.
+    pub series: Series,
+}
+
+/// [`Histograms`] as text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SerialisedHistograms {
+    pub e2e_us: String,
+    pub publish_us: String,
+    pub send_delay_us: String,
+}
+
+impl SerialisedHistograms {
+    fn of(h: &Histograms) -> Self {
+        SerialisedHistograms {
+            e2e_us: encode_histogram(&h.e2e_us),
+            publish_us: encode_histogram(&h.publish_us),
+            send_delay_us: encode_histogram(&h.send_delay_us),
+        }
+    }
+}
+
+/// A histogram in HdrHistogram's compressed V2 form, in base64.
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    // Serialising into a vector fails only on a histogram too large to describe, which a
+    // histogram of simulated microseconds never is; an empty string then says "not kept".
+    if V2DeflateSerializer::new().serialize(h, &mut bytes).is_err() {
+        return String::new();
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The histogram [`encode_histogram`] wrote, or why it cannot be read.
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("not base64: {e}"))?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("not an HdrHistogram: {e:?}"))
+}
+
+/// Wall-clock figures of one run: they vary from machine to machine and run to run, so they
+/// are kept apart from the simulated-time [`RunMetrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct WallClock {
+    /// Seconds of the simulation, checks and measurement.
+    pub seconds: f64,
+    /// Simulated seconds per wall-clock second.
+    pub sim_speed: f64,
+    /// History events recorded and checked per wall-clock second.
+    pub events_per_s: f64,
 }
 
 /// How a run ended against its expectations.
@@ -124,6 +189,7 @@ pub struct Record {
     /// Expectations that did not hold.
     pub failed_expectations: Vec<String>,
     pub metrics: RunMetrics,
+    pub wall_clock: WallClock,
     pub history_sha256: String,
     /// The history file, relative to the results directory, when one was written.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,9 +232,24 @@ pub fn execute(
             throughput_per_s: metrics.throughput_per_s,
             e2e_latency_ms: metrics.e2e_latency_ms.into(),
             publish_latency_ms: metrics.publish_latency_ms.into(),
+            send_delay_ms: metrics.send_delay_ms.into(),
             max_lag: metrics.max_lag,
             sim_seconds: metrics.sim_seconds,
-            wall_seconds,
+            histograms: SerialisedHistograms::of(&metrics.histograms),
+            series: metrics.series.clone(),
+        },
+        wall_clock: WallClock {
+            seconds: wall_seconds,
+            sim_speed: if wall_seconds > 0.0 {
+                metrics.sim_seconds / wall_seconds
+            } else {
+                0.0
+            },
+            events_per_s: if wall_seconds > 0.0 {
+                run.history.entries().len() as f64 / wall_seconds
+            } else {
+                0.0
+            },
         },
         history_sha256: run.hash.clone(),
         history_file: history
@@ -288,6 +369,7 @@ fn counts(s: &Summary, r: &Report) -> Counts {
         duplicate_deliveries: r.counts.duplicate_deliveries,
         duplicate_effects: r.counts.duplicate_effects,
         out_of_order: r.counts.out_of_order,
+        redeliveries: r.counts.redeliveries,
         dead_lettered: r.counts.dead_lettered,
         expired: r.counts.expired,
         dropped: r.counts.dropped,
@@ -316,7 +398,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut builder = tempfile::Builder::new();
+    // A temporary file is private (0600) by default; results are ordinary files that other
+    // users and CI upload steps read, so they get the usual mode, less the umask.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -384,8 +474,30 @@ mod tests {
         write_atomically(&path, b"first, and longer").unwrap();
         write_atomically(&path, b"second").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        // Readable by others, as any results file (the default umask leaves 0644).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o600, 0o600, "{mode:o}");
+            assert_ne!(mode & 0o044, 0, "{mode:o}");
+        }
         // Nothing but the target is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn histograms_survive_their_text_form() {
+        let mut h = check::histogram();
+        for v in [1u64, 20, 300, 4_000, 50_000, 600_000] {
+            h.record(v).unwrap();
+        }
+        let text = encode_histogram(&h);
+        assert!(text.starts_with("HISTF"), "{text}");
+        let back = decode_histogram(&text).unwrap();
+        assert_eq!(back, h);
+        assert!(decode_histogram("not base64!").is_err());
+        assert!(decode_histogram("aGVsbG8=").is_err());
     }
 
     #[test]

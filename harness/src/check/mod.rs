@@ -27,6 +27,7 @@ mod facts;
 mod messages;
 mod metrics;
 mod order;
+mod series;
 mod settings;
 
 use serde::Serialize;
@@ -35,7 +36,8 @@ use crate::sim::history::History;
 use crate::sim::plan::Plan;
 use crate::sim::spec::ClusterSpec;
 
-pub use metrics::{Metrics, Percentiles, measure};
+pub use metrics::{Histograms, Metrics, Percentiles, histogram, measure, percentiles};
+pub use series::{FaultWindow, Series};
 pub use settings::{DeliveryMode, Settings};
 
 /// How many anomalies of one invariant a report lists; the count covers them all.
@@ -333,7 +335,7 @@ pub fn check_and_measure(
     let settings = Settings::new(spec, plan);
     let facts = facts::Facts::new(history, plan);
     let report = check_facts(&facts, &settings, drained);
-    (report, metrics::measure_facts(&facts, &settings))
+    (report, metrics::measure_facts(&facts, &settings, spec))
 }
 
 fn check_facts(facts: &facts::Facts<'_>, settings: &Settings, drained: bool) -> Report {
