@@ -74,6 +74,35 @@ pub fn list<O: Write, E: Write>(dir: &Path, io: &mut Streams<O, E>) -> io::Resul
     })
 }
 
+/// `mqsim profiles [NAME]`: every broker profile, or one, with the real parameter each of
+/// its settings stands for.
+pub fn profiles<O: Write, E: Write>(
+    name: Option<&str>,
+    io: &mut Streams<O, E>,
+) -> io::Result<Exit> {
+    let chosen: Vec<&crate::profile::Profile> = match name {
+        None => crate::profile::PROFILES.iter().collect(),
+        Some(n) => match crate::profile::find(n) {
+            Some(p) => vec![p],
+            None => {
+                writeln!(
+                    io.err,
+                    "mqsim: no profile `{n}`; the profiles are {}",
+                    crate::profile::names()
+                )?;
+                return Ok(Exit::BadInput);
+            }
+        },
+    };
+    for (i, p) in chosen.iter().enumerate() {
+        if i > 0 {
+            writeln!(io.out)?;
+        }
+        write!(io.out, "{}", p.describe())?;
+    }
+    Ok(Exit::Pass)
+}
+
 /// Loads every scenario under `paths`, keeping going after errors so one run reports them all.
 fn load_all(paths: &[PathBuf]) -> (Vec<ScenarioFile>, Vec<FileError>) {
     let found = discover(paths);

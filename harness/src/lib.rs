@@ -16,6 +16,7 @@ pub mod driver;
 pub mod exit;
 pub mod net;
 pub mod poke;
+pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -64,6 +64,12 @@ enum Command {
         #[arg(default_value = "scenarios/", value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Show the broker profiles (presets standing for real systems) and what each setting of
+    /// a profile stands for.
+    Profiles {
+        /// One profile's name; without it, all.
+        name: Option<String>,
+    },
     /// Run the reference broker on a loopback address until stopped, printing `listening on ADDR`.
     ///
     /// Without --config it has a queue `q` and a topic `t` with a consumer group `g`. Its log is
@@ -203,6 +209,7 @@ fn main() -> ExitCode {
         Command::Replay { target } => commands::replay(target, &mut streams),
         Command::Validate { paths } => commands::validate(paths, &mut streams),
         Command::List { dir } => commands::list(dir, &mut streams),
+        Command::Profiles { name } => commands::profiles(name.as_deref(), &mut streams),
         Command::Broker { listen, config } => {
             poke::broker(*listen, config.as_deref(), &mut streams)
         }

@@ -4,6 +4,11 @@
 //! settings (`visibility_timeout_ms`, `delay_ms`, `message_ttl_ms`, `dedup_window_ms`, the
 //! retry backoffs, `sync_interval_ms`) drop their unit and take a duration such as `30s`. The
 //! broker's enums are used as they are, so their spellings cannot drift from the broker's.
+//!
+//! `profile` names a preset of a real system ([`crate::profile`]); it fills the durability and
+//! every destination setting the file leaves unset, so the settings a profile covers are
+//! optional here and resolved in [`BrokerDoc::to_config`]: the file's value, else the
+//! profile's, else the reference broker's default.
 
 use mqsim_broker::{
     BrokerConfig, DestinationConfig, DestinationKind, Durability, ExpiryAction, GroupConfig,
@@ -14,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::string_enum;
 use super::units::HumanDuration;
+use crate::profile::{self, Profile};
 
 const fn ms(n: u64) -> HumanDuration {
     HumanDuration::from_ms(n)
@@ -23,11 +29,52 @@ const fn ms(n: u64) -> HumanDuration {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerDoc {
-    /// When state changes reach storage.
+    /// A real system's defaults for every setting left unset: `sqs`, `sqs-fifo`,
+    /// `rabbitmq-classic`, `rabbitmq-quorum`, `redis-streams`, `google-pubsub`, `kafka`,
+    /// `activemq` or `celery-redis` (`mqsim profiles` lists what each sets).
     #[serde(default)]
-    pub durability: DurabilityDoc,
+    pub profile: Option<ProfileName>,
+    /// When state changes reach storage; unset, the profile's, else `always`.
+    #[serde(default)]
+    pub durability: Option<DurabilityDoc>,
     /// Queues and topics, created when the broker starts.
     pub destinations: Vec<DestinationDoc>,
+}
+
+/// A profile's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfileName {
+    Sqs,
+    SqsFifo,
+    RabbitmqClassic,
+    RabbitmqQuorum,
+    RedisStreams,
+    GooglePubsub,
+    Kafka,
+    Activemq,
+    CeleryRedis,
+}
+
+impl ProfileName {
+    /// Every name, in [`profile::PROFILES`] order.
+    pub const ALL: [ProfileName; 9] = [
+        ProfileName::Sqs,
+        ProfileName::SqsFifo,
+        ProfileName::RabbitmqClassic,
+        ProfileName::RabbitmqQuorum,
+        ProfileName::RedisStreams,
+        ProfileName::GooglePubsub,
+        ProfileName::Kafka,
+        ProfileName::Activemq,
+        ProfileName::CeleryRedis,
+    ];
+
+    /// The preset it names.
+    pub fn profile(self) -> &'static Profile {
+        let i = Self::ALL.iter().position(|n| *n == self).unwrap_or(0);
+        &profile::PROFILES[i]
+    }
 }
 
 /// When the broker syncs its log: `none` (a crash loses everything), `interval` (a crash loses
@@ -59,13 +106,13 @@ pub struct DestinationDoc {
     pub partitions: u32,
     /// FIFO message groups: the key is the group, one message of a group in flight at a time.
     #[serde(default)]
-    pub fifo_groups: bool,
+    pub fifo_groups: Option<bool>,
     /// Consumer groups of a topic; none for a queue.
     #[serde(default)]
     pub groups: Vec<GroupDoc>,
     /// Lease length of a delivery, 1ms to 12h.
-    #[serde(default = "defaults::visibility_timeout")]
-    pub visibility_timeout: HumanDuration,
+    #[serde(default)]
+    pub visibility_timeout: Option<HumanDuration>,
     /// Delay before every message becomes visible, up to 1 day.
     #[serde(default)]
     pub delay: HumanDuration,
@@ -77,21 +124,21 @@ pub struct DestinationDoc {
     #[schemars(schema_with = "expiry_schema")]
     pub on_expiry: ExpiryAction,
     /// Bound on stored messages, 1 to 10,000,000.
-    #[serde(default = "defaults::max_length")]
-    pub max_length: u64,
+    #[serde(default)]
+    pub max_length: Option<u64>,
     /// Bound on stored payload bytes.
     #[serde(default = "defaults::max_bytes")]
     pub max_bytes: u64,
     /// What a publish beyond the bounds does: `reject-publish` or `drop-head`.
-    #[serde(default = "defaults::overflow")]
+    #[serde(default)]
     #[schemars(schema_with = "overflow_schema")]
-    pub overflow: OverflowPolicy,
+    pub overflow: Option<OverflowPolicy>,
     /// Largest payload accepted, 1 byte to 16 MiB.
     #[serde(default = "defaults::max_payload_bytes")]
     pub max_payload_bytes: u32,
     /// How long a producer dedup id is remembered; `0s` turns dedup off.
-    #[serde(default = "defaults::dedup_window")]
-    pub dedup_window: HumanDuration,
+    #[serde(default)]
+    pub dedup_window: Option<HumanDuration>,
     /// How many dedup ids are remembered at most.
     #[serde(default = "defaults::max_dedup_ids")]
     pub max_dedup_ids: u64,
@@ -103,15 +150,15 @@ pub struct DestinationDoc {
     pub dead_letter: Option<String>,
     /// Backoff between delivery attempts of one message.
     #[serde(default)]
-    pub retry: RetryDoc,
+    pub retry: Option<RetryDoc>,
     /// Unacknowledged deliveries one consumer may hold.
-    #[serde(default = "defaults::max_in_flight_per_consumer")]
-    pub max_in_flight_per_consumer: u32,
+    #[serde(default)]
+    pub max_in_flight_per_consumer: Option<u32>,
 }
 
 /// The broker's defaults, read from [`DestinationConfig::default`] so they cannot diverge.
 mod defaults {
-    use super::{DestinationConfig, HumanDuration, OverflowPolicy, ms};
+    use super::DestinationConfig;
 
     fn base() -> DestinationConfig {
         DestinationConfig::default()
@@ -119,29 +166,14 @@ mod defaults {
     pub fn partitions() -> u32 {
         base().partitions
     }
-    pub fn visibility_timeout() -> HumanDuration {
-        ms(base().visibility_timeout_ms)
-    }
-    pub fn max_length() -> u64 {
-        base().max_length
-    }
     pub fn max_bytes() -> u64 {
         base().max_bytes
-    }
-    pub fn overflow() -> OverflowPolicy {
-        base().overflow
     }
     pub fn max_payload_bytes() -> u32 {
         base().max_payload_bytes
     }
-    pub fn dedup_window() -> HumanDuration {
-        ms(base().dedup_window_ms)
-    }
     pub fn max_dedup_ids() -> u64 {
         base().max_dedup_ids
-    }
-    pub fn max_in_flight_per_consumer() -> u32 {
-        base().max_in_flight_per_consumer
     }
 }
 
@@ -203,30 +235,39 @@ impl Default for RetryDoc {
 impl BrokerDoc {
     /// The broker configuration this section describes (not yet validated).
     pub fn to_config(&self) -> BrokerConfig {
+        self.to_config_as(self.profile.map(ProfileName::profile))
+    }
+
+    /// [`Self::to_config`] with `profile` in place of the file's own.
+    pub fn to_config_as(&self, profile: Option<&Profile>) -> BrokerConfig {
         let durability = match self.durability {
-            DurabilityDoc::None => Durability::None,
-            DurabilityDoc::Interval { sync_interval } => Durability::Interval {
+            Some(DurabilityDoc::None) => Durability::None,
+            Some(DurabilityDoc::Interval { sync_interval }) => Durability::Interval {
                 sync_interval_ms: sync_interval.as_ms(),
             },
-            DurabilityDoc::Always => Durability::Always,
+            Some(DurabilityDoc::Always) => Durability::Always,
+            None => profile.map_or(Durability::Always, |p| p.durability),
         };
         BrokerConfig::new(
             durability,
             self.destinations
                 .iter()
-                .map(DestinationDoc::to_config)
+                .map(|d| d.to_config(profile))
                 .collect(),
         )
     }
 }
 
 impl DestinationDoc {
-    fn to_config(&self) -> DestinationConfig {
+    fn to_config(&self, profile: Option<&Profile>) -> DestinationConfig {
+        let base = profile.map_or_else(DestinationConfig::default, |p| {
+            p.destination_defaults(self.dead_letter.is_some())
+        });
         DestinationConfig {
             name: self.name.clone(),
             kind: self.kind,
             partitions: self.partitions,
-            fifo_groups: self.fifo_groups,
+            fifo_groups: self.fifo_groups.unwrap_or(base.fifo_groups),
             groups: self
                 .groups
                 .iter()
@@ -235,24 +276,32 @@ impl DestinationDoc {
                     start: g.start,
                 })
                 .collect(),
-            visibility_timeout_ms: self.visibility_timeout.as_ms(),
+            visibility_timeout_ms: self
+                .visibility_timeout
+                .map_or(base.visibility_timeout_ms, HumanDuration::as_ms),
             delay_ms: self.delay.as_ms(),
-            message_ttl_ms: self.message_ttl.map(HumanDuration::as_ms),
+            message_ttl_ms: self
+                .message_ttl
+                .map_or(base.message_ttl_ms, |t| Some(t.as_ms())),
             on_expiry: self.on_expiry,
-            max_length: self.max_length,
+            max_length: self.max_length.unwrap_or(base.max_length),
             max_bytes: self.max_bytes,
-            overflow: self.overflow,
+            overflow: self.overflow.unwrap_or(base.overflow),
             max_payload_bytes: self.max_payload_bytes,
-            dedup_window_ms: self.dedup_window.as_ms(),
+            dedup_window_ms: self
+                .dedup_window
+                .map_or(base.dedup_window_ms, HumanDuration::as_ms),
             max_dedup_ids: self.max_dedup_ids,
-            max_deliveries: self.max_deliveries,
+            max_deliveries: self.max_deliveries.or(base.max_deliveries),
             dead_letter: self.dead_letter.clone(),
-            retry: RetryPolicy {
-                initial_backoff_ms: self.retry.initial_backoff.as_ms(),
-                multiplier: self.retry.multiplier,
-                max_backoff_ms: self.retry.max_backoff.as_ms(),
-            },
-            max_in_flight_per_consumer: self.max_in_flight_per_consumer,
+            retry: self.retry.map_or(base.retry, |r| RetryPolicy {
+                initial_backoff_ms: r.initial_backoff.as_ms(),
+                multiplier: r.multiplier,
+                max_backoff_ms: r.max_backoff.as_ms(),
+            }),
+            max_in_flight_per_consumer: self
+                .max_in_flight_per_consumer
+                .unwrap_or(base.max_in_flight_per_consumer),
         }
     }
 }

@@ -289,7 +289,7 @@ fn broker_error(doc: &ScenarioDoc, e: ConfigError) -> PathError {
                 None => (field.to_string(), Unit::Plain),
             };
             let path = if destination.is_empty()
-                && matches!(doc.broker.durability, DurabilityDoc::Interval { .. })
+                && matches!(doc.broker.durability, Some(DurabilityDoc::Interval { .. }))
             {
                 YamlPath::parse("broker.durability.sync_interval")
             } else {

@@ -21,7 +21,7 @@ pub mod schema;
 mod units;
 
 pub use bound::Bound;
-pub use broker::{BrokerDoc, DestinationDoc, DurabilityDoc, GroupDoc, RetryDoc};
+pub use broker::{BrokerDoc, DestinationDoc, DurabilityDoc, GroupDoc, ProfileName, RetryDoc};
 pub use expect::{
     CountBounds, CountName, Expect, InvariantName, Judgement, MetricBounds, MetricName,
 };
@@ -122,6 +122,8 @@ pub struct Scenario {
     pub spec: ClusterSpec,
     /// What must hold.
     pub expect: Expect,
+    /// The broker section as written, so that a comparison can apply another profile.
+    pub broker: BrokerDoc,
 }
 
 impl Scenario {
@@ -148,6 +150,7 @@ impl Scenario {
             seed: doc.seed,
             spec,
             expect: doc.expect,
+            broker: doc.broker,
         })
     }
 
