@@ -168,6 +168,7 @@ pub fn run(
         ("summary.txt", table.clone()),
         ("report.md", crate::report::markdown(&records)),
         ("junit.xml", crate::report::junit(&records)),
+        ("report.html", crate::html::run_report(&records)),
     ];
     let written = files
         .iter()

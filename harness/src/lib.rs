@@ -14,6 +14,7 @@ pub mod diagnostic;
 pub mod discover;
 pub mod driver;
 pub mod exit;
+pub mod html;
 pub mod net;
 pub mod poke;
 pub mod profile;
@@ -24,6 +25,7 @@ pub mod server;
 pub mod sim;
 pub mod source;
 mod suggest;
+pub mod svg;
 pub mod wire;
 
 pub use exit::Exit;

@@ -77,16 +77,49 @@ fn run_on_repository_scenarios_passes_and_writes_results() {
             "counts",
             "violations",
             "metrics",
+            "wall_clock",
             "history_sha256",
         ] {
             assert!(!run[key].is_null(), "{key} missing in {run}");
         }
+        // Simulated-time metrics and wall-clock figures are kept apart.
+        let metrics = &run["metrics"];
+        assert!(metrics["wall_seconds"].is_null());
+        assert!(run["wall_clock"]["seconds"].as_f64().unwrap() > 0.0);
+        for key in ["e2e_us", "publish_us", "send_delay_us"] {
+            assert!(
+                metrics["histograms"][key]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("HISTF"),
+                "{key}"
+            );
+        }
+        assert!(metrics["e2e_latency_ms"]["p9999"].is_number());
+        assert!(
+            !metrics["series"]["completed_per_s"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
     }
-    for name in ["summary.txt", "report.md", "junit.xml"] {
+    for name in ["summary.txt", "report.md", "junit.xml", "report.html"] {
         assert!(out.join(name).is_file(), "{name}");
     }
     let junit = fs::read_to_string(out.join("junit.xml")).unwrap();
     assert_eq!(junit.matches("<testcase ").count(), files.len());
+    // The page is self-contained: nothing fetched, nothing run; one latency chart and three
+    // over time per scenario.
+    let html = fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for external in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!html.contains(external), "{external}");
+    }
+    assert_eq!(html.matches("<svg ").count(), 4 * files.len());
+    assert_eq!(
+        html.matches("<svg ").count(),
+        html.matches("</svg>").count()
+    );
 }
 
 /// A scenario that produces to a queue nobody reads, with a short drain.

@@ -265,7 +265,7 @@ consumers: [{ destination: q }]
         assert_eq!(m.send_delay_ms.count, 2);
         assert!(near(m.send_delay_ms.max, 5.0), "{m:?}");
         assert_eq!(m.histograms.e2e_us.len(), 1);
-        // Over time, in 1 ms windows: the completion at 20 ms, confirms at 7 and 12 ms, and
+        // Over time, in 1 ms windows (the history is 20 ms long): the completion at 20 ms, confirms at 7 and 12 ms, and
         // the lag: one message from 7 ms, two from 12 ms, one again from 20 ms.
         let s = &m.series;
         assert_eq!(s.window_ms, 1);

@@ -14,7 +14,7 @@ use crate::sim::spec::ClusterSpec;
 use super::facts::Facts;
 
 /// The most windows a series has.
-pub const MAX_WINDOWS: u64 = 200;
+pub const MAX_WINDOWS: u64 = 60;
 
 /// Figures per window of simulated time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -189,11 +189,11 @@ mod tests {
     #[test]
     fn windows_are_round_and_bounded() {
         assert_eq!(window_ms(0), 1);
-        assert_eq!(window_ms(200 * 1_000_000), 1);
-        assert_eq!(window_ms(201 * 1_000_000), 2);
-        assert_eq!(window_ms(3_000 * 1_000_000), 20);
-        assert_eq!(window_ms(30_500 * 1_000_000), 200);
-        assert_eq!(window_ms(86_400_000 * 1_000_000), 500_000);
+        assert_eq!(window_ms(60 * 1_000_000), 1);
+        assert_eq!(window_ms(61 * 1_000_000), 2);
+        assert_eq!(window_ms(3_000 * 1_000_000), 50);
+        assert_eq!(window_ms(30_500 * 1_000_000), 1_000);
+        assert_eq!(window_ms(86_400_000 * 1_000_000), 2_000_000);
         for end_ms in [1u64, 7, 999, 12_345, 3_600_000] {
             let w = window_ms(end_ms * 1_000_000);
             assert!(
