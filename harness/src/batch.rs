@@ -8,8 +8,6 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 
 use crate::exit::Exit;
 use crate::runner::{self, Record, RunVerdict};
@@ -64,7 +62,7 @@ pub fn run(
 ) -> io::Result<Exit> {
     let dir = match &options.out {
         Some(d) => d.clone(),
-        None => default_dir(),
+        None => timestamped_dir("run"),
     };
     if let Err(e) = std::fs::create_dir_all(&dir) {
         writeln!(
@@ -86,40 +84,25 @@ pub fn run(
             seeds.into_iter().map(move |seed| Job { file, seed })
         })
         .collect();
-    // Workers take jobs in order and send back (job number, result); this thread prints the
-    // progress as results arrive and files each result under its job number.
-    let mut results: Vec<Option<Result<Record, String>>> = jobs.iter().map(|_| None).collect();
-    let next = AtomicUsize::new(0);
-    let workers = options.jobs.clamp(1, jobs.len().max(1));
-    let (tx, rx) = mpsc::channel();
-    std::thread::scope(|scope| -> io::Result<()> {
-        for _ in 0..workers {
-            let tx = tx.clone();
-            let (jobs, next, dir) = (&jobs, &next, &dir);
-            scope.spawn(move || {
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(k) else { break };
-                    if tx.send((k, run_one(job, dir))).is_err() {
-                        break;
-                    }
-                }
-            });
+    let bar = options.progress_bar.then(|| {
+        let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} runs, {elapsed} elapsed, ETA {eta}  {msg}",
+        ) {
+            bar.set_style(style);
         }
-        drop(tx);
-        let bar = options.progress_bar.then(|| {
-            let bar = indicatif::ProgressBar::new(jobs.len() as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} runs, {elapsed} elapsed, ETA {eta}  {msg}",
-            ) {
-                bar.set_style(style);
-            }
-            bar
-        });
-        for (n, (k, result)) in rx.iter().enumerate() {
+        bar
+    });
+    let mut finished = 0;
+    let results = crate::parallel::map(
+        &jobs,
+        options.jobs,
+        |job| run_one(job, &dir),
+        |_, result| -> io::Result<()> {
+            finished += 1;
             if let Some(bar) = &bar {
                 bar.inc(1);
-                if let Ok(r) = &result {
+                if let Ok(r) = result {
                     bar.set_message(format!(
                         "{} seed {}: {}",
                         r.scenario,
@@ -127,38 +110,33 @@ pub fn run(
                         r.verdict.label()
                     ));
                 }
-                results[k] = Some(result);
-                continue;
+                return Ok(());
             }
-            let line = match &result {
+            let line = match result {
                 Ok(r) => format!(
-                    "[{}/{}] {} seed {}: {}",
-                    n + 1,
+                    "[{finished}/{}] {} seed {}: {}",
                     jobs.len(),
                     r.scenario,
                     r.seed,
                     r.verdict.label()
                 ),
-                Err(msg) => format!("[{}/{}] {msg}", n + 1, jobs.len()),
+                Err(msg) => format!("[{finished}/{}] {msg}", jobs.len()),
             };
-            writeln!(err, "{line}")?;
-            results[k] = Some(result);
-        }
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        Ok(())
-    })?;
+            writeln!(err, "{line}")
+        },
+    )?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     let mut records = Vec::new();
     let mut broken = false;
-    for slot in results {
-        match slot {
-            Some(Ok(r)) => records.push(r),
-            Some(Err(msg)) => {
+    for result in results {
+        match result {
+            Ok(r) => records.push(r),
+            Err(msg) => {
                 writeln!(err, "{msg}")?;
                 broken = true;
             }
-            None => broken = true,
         }
     }
     let summary = runner::summary_json(&records);
@@ -195,12 +173,13 @@ pub fn run(
     })
 }
 
-fn default_dir() -> PathBuf {
+/// `results/<what>-<unix seconds>`, the default results directory.
+pub fn timestamped_dir(what: &str) -> PathBuf {
     // The wall clock only names the directory; nothing simulated reads it.
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    Path::new("results").join(format!("run-{secs}"))
+    Path::new("results").join(format!("{what}-{secs}"))
 }
 
 /// The history file of one run: the scenario's file stem and the seed.

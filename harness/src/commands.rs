@@ -74,6 +74,30 @@ pub fn list<O: Write, E: Write>(dir: &Path, io: &mut Streams<O, E>) -> io::Resul
     })
 }
 
+/// `mqsim compare`: loads the one scenario, then compares its variants (see
+/// [`crate::compare`]).
+pub fn compare<O: Write, E: Write>(
+    path: &Path,
+    options: &crate::compare::Options,
+    io: &mut Streams<O, E>,
+) -> io::Result<Exit> {
+    let (mut scenarios, errors) = load_all(&[path.to_path_buf()]);
+    if report_errors(&errors, &mut io.err)? {
+        return Ok(Exit::BadInput);
+    }
+    if scenarios.len() != 1 {
+        writeln!(
+            io.err,
+            "mqsim: compare takes one scenario file; {} holds {}",
+            path.display(),
+            scenarios.len()
+        )?;
+        return Ok(Exit::BadInput);
+    }
+    let file = scenarios.remove(0);
+    crate::compare::compare(&file, options, &mut io.out, &mut io.err)
+}
+
 /// `mqsim profiles [NAME]`: every broker profile, or one, with the real parameter each of
 /// its settings stands for.
 pub fn profiles<O: Write, E: Write>(

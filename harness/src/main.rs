@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use mqsim_harness::Exit;
 use mqsim_harness::batch;
 use mqsim_harness::commands::{self, Streams};
+use mqsim_harness::compare;
 use mqsim_harness::poke::{self, Poke};
 use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -44,6 +45,30 @@ enum Command {
         /// The final report: a table (text) or summary.json's content (json).
         #[arg(long, value_enum, default_value = "text")]
         format: OutputFormat,
+    },
+    /// Run one scenario under several delivery modes or broker profiles, on the same seeds and
+    /// faults, and print one table (compare.json and compare.html go to a results directory).
+    ///
+    /// Without --delivery or --profiles, the three delivery modes are compared.
+    Compare {
+        /// The scenario file.
+        #[arg(value_name = "FILE")]
+        scenario: PathBuf,
+        /// Delivery modes, comma-separated: at-most-once, at-least-once, exactly-once.
+        #[arg(long, value_enum, value_delimiter = ',', value_name = "MODES")]
+        delivery: Vec<DeliveryArg>,
+        /// Broker profiles, comma-separated (see `mqsim profiles`).
+        #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+        profiles: Vec<String>,
+        /// Seeds per variant: the scenario's own and the next N-1 (at most 10000).
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        seeds: u64,
+        /// The results directory (default: results/compare-<unix seconds>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Simulations to run at once (default: the number of CPUs).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: Option<u64>,
     },
     /// Run again what a results directory (or one history file in it) records and confirm that
     /// each history hash is the same.
@@ -90,6 +115,14 @@ enum Command {
         #[command(subcommand)]
         action: ClientAction,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[allow(clippy::enum_variant_names)] // The names are the delivery modes' own.
+enum DeliveryArg {
+    AtMostOnce,
+    AtLeastOnce,
+    ExactlyOnce,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -159,6 +192,14 @@ impl ClientAction {
     }
 }
 
+/// `--jobs`, or as many as there are CPUs.
+fn jobs_or_cpus(jobs: Option<u64>) -> usize {
+    jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        |j| j as usize,
+    )
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -194,10 +235,7 @@ fn main() -> ExitCode {
                     (None, None) => batch::Seeds::Own,
                 },
                 out: out.clone(),
-                jobs: jobs.map_or_else(
-                    || std::thread::available_parallelism().map_or(1, usize::from),
-                    |j| j as usize,
-                ),
+                jobs: jobs_or_cpus(*jobs),
                 format: match format {
                     OutputFormat::Text => batch::Format::Text,
                     OutputFormat::Json => batch::Format::Json,
@@ -205,6 +243,34 @@ fn main() -> ExitCode {
                 progress_bar: io::stderr().is_terminal(),
             };
             commands::run(paths, &options, &mut streams)
+        }
+        Command::Compare {
+            scenario,
+            delivery,
+            profiles,
+            seeds,
+            out,
+            jobs,
+        } => {
+            let mut deliveries: Vec<compare::Delivery> = delivery
+                .iter()
+                .map(|d| match d {
+                    DeliveryArg::AtMostOnce => compare::Delivery::AtMostOnce,
+                    DeliveryArg::AtLeastOnce => compare::Delivery::AtLeastOnce,
+                    DeliveryArg::ExactlyOnce => compare::Delivery::ExactlyOnce,
+                })
+                .collect();
+            if deliveries.is_empty() && profiles.is_empty() {
+                deliveries = compare::Delivery::ALL.to_vec();
+            }
+            let options = compare::Options {
+                deliveries,
+                profiles: profiles.clone(),
+                seeds: *seeds,
+                jobs: jobs_or_cpus(*jobs),
+                out: out.clone(),
+            };
+            commands::compare(scenario, &options, &mut streams)
         }
         Command::Replay { target } => commands::replay(target, &mut streams),
         Command::Validate { paths } => commands::validate(paths, &mut streams),

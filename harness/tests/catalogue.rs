@@ -64,6 +64,7 @@ catalogue! {
     broker_crash_interval => "broker-crash-interval",
     broker_crash_none => "broker-crash-none",
     checkout_flow => "checkout-flow",
+    consumer_crash => "consumer-crash",
     dedup_window => "dedup-window",
     delay_queue => "delay-queue",
     delivery_semantics => "delivery-semantics",

@@ -238,6 +238,29 @@ impl BrokerDoc {
         self.to_config_as(self.profile.map(ProfileName::profile))
     }
 
+    /// The configuration with `profile` standing for the whole system, as `mqsim compare
+    /// --profiles` runs it: the profile's durability and destination settings replace the
+    /// file's, written out or not. What the profile does not cover stays the file's: names,
+    /// kinds, partitions, groups, delays, dead-letter queues, byte bounds, FIFO groups a file
+    /// asks for, and a delivery limit when the profile has none (dead-lettering needs one).
+    pub fn to_config_overridden_by(&self, profile: &Profile) -> BrokerConfig {
+        let mut config = self.to_config_as(Some(profile));
+        config.durability = profile.durability;
+        for (d, doc) in config.destinations.iter_mut().zip(&self.destinations) {
+            let p = profile.destination_defaults(doc.dead_letter.is_some());
+            d.visibility_timeout_ms = p.visibility_timeout_ms;
+            d.message_ttl_ms = p.message_ttl_ms;
+            d.max_length = p.max_length;
+            d.overflow = p.overflow;
+            d.dedup_window_ms = p.dedup_window_ms;
+            d.retry = p.retry;
+            d.max_in_flight_per_consumer = p.max_in_flight_per_consumer;
+            d.max_deliveries = p.max_deliveries.or(d.max_deliveries);
+            d.fifo_groups |= p.fifo_groups;
+        }
+        config
+    }
+
     /// [`Self::to_config`] with `profile` in place of the file's own.
     pub fn to_config_as(&self, profile: Option<&Profile>) -> BrokerConfig {
         let durability = match self.durability {
