@@ -9,6 +9,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::baseline::{self, Baseline, Tolerances};
 use crate::exit::Exit;
 use crate::runner::{self, Record, RunVerdict};
 use crate::scenario::ScenarioFile;
@@ -42,6 +43,8 @@ pub struct Options {
     pub format: Format,
     /// A progress bar on stderr (a terminal) instead of a line per finished run.
     pub progress_bar: bool,
+    /// A baseline to compare the run with, and the tolerances.
+    pub baseline: Option<(Baseline, Tolerances)>,
 }
 
 /// Most seeds one invocation runs per scenario: a bound on the work a typo can start.
@@ -155,16 +158,32 @@ pub fn run(
         writeln!(err, "{}: cannot write the results: {e}", dir.display())?;
         return Ok(Exit::BadInput);
     }
+    let comparison = options
+        .baseline
+        .as_ref()
+        .map(|(b, tol)| baseline::compare(b, &records, tol));
+    if let Some(c) = &comparison
+        && let Err(e) = runner::write_atomically(&dir.join("baseline.txt"), c.text().as_bytes())
+    {
+        writeln!(err, "{}: cannot write the results: {e}", dir.display())?;
+        return Ok(Exit::BadInput);
+    }
     match options.format {
         Format::Text => {
             out.write_all(table.as_bytes())?;
+            if let Some(c) = &comparison {
+                out.write_all(c.text().as_bytes())?;
+            }
             writeln!(out, "results in {}", dir.display())?;
         }
         Format::Json => out.write_all(summary.as_bytes())?,
     }
+    let regressed = comparison
+        .as_ref()
+        .is_some_and(baseline::Comparison::regressed);
     Ok(if broken {
         Exit::BadInput
-    } else if records.iter().any(|r| r.verdict == RunVerdict::Fail) {
+    } else if regressed || records.iter().any(|r| r.verdict == RunVerdict::Fail) {
         Exit::InvariantFailed
     } else if records.iter().any(|r| r.verdict == RunVerdict::Liveness) {
         Exit::Liveness

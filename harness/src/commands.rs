@@ -1,6 +1,7 @@
 //! The `run`, `replay`, `validate` and `list` commands. They write to the given streams instead of the
 //! process's, so they can be tested without spawning the binary.
 
+use crate::baseline::{Baseline, Tolerances};
 use crate::batch;
 use crate::diagnostic::FileError;
 use crate::discover::discover;
@@ -96,6 +97,84 @@ pub fn compare<O: Write, E: Write>(
     }
     let file = scenarios.remove(0);
     crate::compare::compare(&file, options, &mut io.out, &mut io.err)
+}
+
+/// Reads a baseline file and the `--tolerance` arguments for `mqsim run --baseline`.
+pub fn load_baseline(
+    path: &Path,
+    tolerances: &[String],
+    gate_wall_clock: bool,
+) -> Result<(Baseline, Tolerances), String> {
+    let baseline = Baseline::load(path)?;
+    let mut tol = Tolerances {
+        gate_wall_clock,
+        ..Tolerances::default()
+    };
+    for t in tolerances {
+        tol.apply(t).map_err(|e| format!("--tolerance: {e}"))?;
+    }
+    Ok((baseline, tol))
+}
+
+/// `mqsim baseline save [DIR] --out FILE`: the baseline of a results directory, by default the
+/// latest `results/run-*`.
+pub fn save_baseline<O: Write, E: Write>(
+    results: Option<&Path>,
+    out: &Path,
+    io: &mut Streams<O, E>,
+) -> io::Result<Exit> {
+    let dir = match results {
+        Some(d) => d.to_path_buf(),
+        None => match latest_run(Path::new("results")) {
+            Some(d) => d,
+            None => {
+                writeln!(
+                    io.err,
+                    "mqsim: no results/run-* directory; run `mqsim run` first or name one"
+                )?;
+                return Ok(Exit::BadInput);
+            }
+        },
+    };
+    let baseline = match Baseline::from_results(&dir) {
+        Ok(b) => b,
+        Err(e) => {
+            writeln!(io.err, "mqsim: {e}")?;
+            return Ok(Exit::BadInput);
+        }
+    };
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    if let Err(e) = crate::runner::write_atomically(out, baseline.to_json().as_bytes()) {
+        writeln!(io.err, "{}: cannot write the baseline: {e}", out.display())?;
+        return Ok(Exit::BadInput);
+    }
+    writeln!(
+        io.out,
+        "baseline of {} runs from {} written to {}",
+        baseline.runs.len(),
+        dir.display(),
+        out.display()
+    )?;
+    Ok(Exit::Pass)
+}
+
+/// The `run-<seconds>` directory under `dir` with the largest number.
+fn latest_run(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let secs: u64 = name.strip_prefix("run-")?.parse().ok()?;
+            e.path()
+                .join("summary.json")
+                .is_file()
+                .then(|| (secs, e.path()))
+        })
+        .max()
+        .map(|(_, p)| p)
 }
 
 /// `mqsim profiles [NAME]`: every broker profile, or one, with the real parameter each of

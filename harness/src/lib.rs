@@ -6,6 +6,7 @@
 //! expectations; [`batch`] and [`runner`] run scenarios through [`sim`] and [`check`] and judge
 //! them against those expectations (`mqsim run`).
 
+pub mod baseline;
 pub mod batch;
 pub mod check;
 pub mod client;

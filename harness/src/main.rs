@@ -45,6 +45,21 @@ enum Command {
         /// The final report: a table (text) or summary.json's content (json).
         #[arg(long, value_enum, default_value = "text")]
         format: OutputFormat,
+        /// Compare with this baseline (from `mqsim baseline save`); a regression exits 1.
+        #[arg(long, value_name = "FILE")]
+        baseline: Option<PathBuf>,
+        /// With --baseline: `5%` for every simulated-time metric (default 0: they are exact), or
+        /// `METRIC=5%` for one; `wall_seconds=50%` for wall-clock time (default 100%).
+        #[arg(long, value_name = "TOL", requires = "baseline")]
+        tolerance: Vec<String>,
+        /// With --baseline: fail on a wall-clock regression instead of warning.
+        #[arg(long, requires = "baseline")]
+        gate_wall_clock: bool,
+    },
+    /// Regression baselines.
+    Baseline {
+        #[command(subcommand)]
+        action: BaselineAction,
     },
     /// Run one scenario under several delivery modes or broker profiles, on the same seeds and
     /// faults, and print one table (compare.json and compare.html go to a results directory).
@@ -114,6 +129,19 @@ enum Command {
         connect: SocketAddr,
         #[command(subcommand)]
         action: ClientAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BaselineAction {
+    /// Write a baseline from a run's results directory.
+    Save {
+        /// The results directory (default: the latest results/run-*).
+        #[arg(value_name = "DIR")]
+        results: Option<PathBuf>,
+        /// Where to write it.
+        #[arg(long, value_name = "FILE", default_value = "results/baseline.json")]
+        out: PathBuf,
     },
 }
 
@@ -227,7 +255,20 @@ fn main() -> ExitCode {
             out,
             jobs,
             format,
+            baseline,
+            tolerance,
+            gate_wall_clock,
         } => {
+            let baseline = match baseline {
+                None => None,
+                Some(path) => match commands::load_baseline(path, tolerance, *gate_wall_clock) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        let _ = writeln!(streams.err, "mqsim: {e}");
+                        return Exit::BadInput.into();
+                    }
+                },
+            };
             let options = batch::Options {
                 seeds: match (seed, seeds) {
                     (Some(s), _) => batch::Seeds::One(*s),
@@ -241,6 +282,7 @@ fn main() -> ExitCode {
                     OutputFormat::Json => batch::Format::Json,
                 },
                 progress_bar: io::stderr().is_terminal(),
+                baseline,
             };
             commands::run(paths, &options, &mut streams)
         }
@@ -272,6 +314,9 @@ fn main() -> ExitCode {
             };
             commands::compare(scenario, &options, &mut streams)
         }
+        Command::Baseline {
+            action: BaselineAction::Save { results, out },
+        } => commands::save_baseline(results.as_deref(), out, &mut streams),
         Command::Replay { target } => commands::replay(target, &mut streams),
         Command::Validate { paths } => commands::validate(paths, &mut streams),
         Command::List { dir } => commands::list(dir, &mut streams),

@@ -14,6 +14,11 @@ pub const MAX_SCENARIO_BYTES: u64 = 1024 * 1024;
 
 /// Reads `path`, refusing files larger than [`MAX_SCENARIO_BYTES`].
 pub fn read_limited(path: &Path) -> Result<Vec<u8>, FileError> {
+    read_at_most(path, MAX_SCENARIO_BYTES)
+}
+
+/// Reads `path`, refusing files larger than `limit` bytes.
+pub fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
     let io_error = |source| FileError::Io {
         path: path.to_path_buf(),
         source,
@@ -22,13 +27,13 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>, FileError> {
     // Reading one byte past the limit detects oversized files without trusting the metadata,
     // which is wrong or zero for pipes and special files.
     let mut bytes = Vec::new();
-    file.take(MAX_SCENARIO_BYTES + 1)
+    file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(io_error)?;
-    if bytes.len() as u64 > MAX_SCENARIO_BYTES {
+    if bytes.len() as u64 > limit {
         return Err(FileError::TooLarge {
             path: path.to_path_buf(),
-            limit: MAX_SCENARIO_BYTES,
+            limit,
         });
     }
     Ok(bytes)
