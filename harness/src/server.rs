@@ -26,14 +26,15 @@
 //! connection limit) is a `Goodbye` with the reason, then an orderly close. Nothing here prints:
 //! output from inside a simulation would interleave nondeterministically with the harness's own.
 //!
-//! # Modelled service time
+//! # Modelled storage time
 //!
-//! Every command goes through `Shared::answer` and every answer leaves through the single write
-//! in `session`. A per-command service time (processing, or an fsync under `always`
-//! durability, in simulated time) therefore fits between the two without changing the shape of
-//! the code: `answer` would also return the command's delay, and `session` would sleep for the
-//! batch's total, or until a broker-wide "busy until" instant to model one busy broker, before
-//! the write. The ticker is unaffected.
+//! Under `always` durability an answer waits for its record to be synced. With a
+//! `sync_time_ms`, a batch of requests in which some command may change state (anything but a
+//! receive) waits for the sync that covers it, then is applied and answered. Requests that
+//! arrive meanwhile form the next batch, and syncs are group commits on one disk
+//! (`wait_for_sync`), so a slow disk shows in publish and end-to-end latency without capping
+//! throughput. A connection reads its next batch only once the previous one is answered, so
+//! under load a change can wait up to about three sync times.
 
 use std::cell::RefCell;
 use std::io;
@@ -57,6 +58,8 @@ pub struct ServerConfig {
     /// Requests one connection may have answered but not yet written: a longer pipelined
     /// burst is answered in several writes. 0 is taken as 1.
     pub max_pending_requests: usize,
+    /// Simulated milliseconds one sync of the log takes under `always` durability.
+    pub sync_time_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             tick_interval_ms: 10,
             max_connections: 1024,
             max_pending_requests: 4096,
+            sync_time_ms: 0,
         }
     }
 }
@@ -121,6 +125,8 @@ pub async fn serve<L: Listener, S: Storage + 'static>(
         clock,
         sink,
         max_pending: config.max_pending_requests.max(1),
+        sync_time: Duration::from_millis(config.sync_time_ms),
+        last_sync: std::cell::Cell::new(None),
     });
     // Events of the broker's start (a recovery, leases it released) come before any command's.
     shared.drain_events();
@@ -174,6 +180,9 @@ struct Shared<S: Storage> {
     clock: Rc<dyn Clock>,
     sink: Rc<dyn EventSink>,
     max_pending: usize,
+    sync_time: Duration,
+    /// When the last sync scheduled on the disk starts and ends.
+    last_sync: std::cell::Cell<Option<(tokio::time::Instant, tokio::time::Instant)>>,
 }
 
 impl<S: Storage> Shared<S> {
@@ -205,6 +214,36 @@ impl<S: Storage> Shared<S> {
         self.broker.borrow().epoch()
     }
 
+    /// Waits until the sync that covers a change made now is done, if answers must wait.
+    ///
+    /// Syncs are group commits on one disk: a change made while a sync is running waits for
+    /// the next one, which starts when the running one ends and covers every change made
+    /// before it starts. So a change waits between one and two sync times, and the disk's
+    /// throughput does not depend on how many connections there are.
+    async fn wait_for_sync(&self) {
+        if self.sync_time.is_zero()
+            || self.broker.borrow().config().durability != mqsim_broker::Durability::Always
+        {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let done = match self.last_sync.get() {
+            // The last sync scheduled has not started: join it.
+            Some((start, end)) if now < start => end,
+            // It is running: the next one starts when it ends.
+            Some((_, end)) if now < end => {
+                self.last_sync.set(Some((end, end + self.sync_time)));
+                end + self.sync_time
+            }
+            // The disk is idle: start one now.
+            _ => {
+                self.last_sync.set(Some((now, now + self.sync_time)));
+                now + self.sync_time
+            }
+        };
+        tokio::time::sleep_until(done).await;
+    }
+
     /// Answers one frame after the handshake, appending the response to `out`.
     ///
     /// A reply too large for a frame ends the connection: the command did take effect, so the
@@ -222,6 +261,21 @@ impl<S: Storage> Shared<S> {
             )),
         }
     }
+}
+
+/// Whether a request may change the broker's state and so waits for a sync under `always`:
+/// everything but receives and ticks. A broker does not sync a delivery before sending
+/// it (its lease is not durable state clients wait on), so receives never wait.
+pub fn changes_state(frame: &ClientFrame) -> bool {
+    match frame {
+        ClientFrame::Request { command, .. } => command_changes_state(command),
+        ClientFrame::Hello { .. } => false,
+    }
+}
+
+/// [`changes_state`] of one command.
+pub fn command_changes_state(command: &Command) -> bool {
+    !matches!(command, Command::Receive { .. } | Command::Tick)
 }
 
 async fn tick_forever<S: Storage>(shared: Rc<Shared<S>>, period: Duration) {
@@ -297,25 +351,46 @@ where
         Err(e) => return e.into(),
     }
     // The Welcome shares its write with the answers to requests pipelined behind the Hello.
-    let mut next = None;
+    // Requests read but not answered yet, oldest first.
+    let mut pending: std::collections::VecDeque<ClientFrame> = std::collections::VecDeque::new();
     loop {
+        // Take every request already here, up to the limits, then (if one of them changes
+        // state) wait for the sync that covers them, then answer them all in one write.
+        let mut frames: Vec<ClientFrame> = pending.drain(..).collect();
+        let mut bad_frame = None;
+        // With a sync time, requests pile up while a batch waits; take them all in. Without
+        // one a batch never waits, and runs stay as they were before sync times existed.
+        if !shared.sync_time.is_zero() {
+            reader.fill_available(BATCH_BYTES);
+        }
+        while frames.len() < shared.max_pending {
+            match reader.try_next::<ClientFrame>() {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break,
+                Err(e) => {
+                    bad_frame = Some(e.into());
+                    break;
+                }
+            }
+        }
+        if frames.iter().any(changes_state) {
+            shared.wait_for_sync().await;
+        }
         let mut answered = 0;
         let mut ending = None;
-        if let Some(frame) = next.take() {
+        let mut frames = frames.into_iter();
+        while ending.is_none() && out.len() < BATCH_BYTES {
+            let Some(frame) = frames.next() else { break };
             ending = shared.answer(frame, &mut out).err();
             answered += 1;
         }
-        while ending.is_none() && answered < shared.max_pending && out.len() < BATCH_BYTES {
-            match reader.try_next::<ClientFrame>() {
-                Ok(Some(frame)) => {
-                    ending = shared.answer(frame, &mut out).err();
-                    answered += 1;
-                }
-                Ok(None) => break,
-                Err(e) => ending = Some(e.into()),
-            }
-        }
-        let full = answered >= shared.max_pending || out.len() >= BATCH_BYTES;
+        // A full reply buffer leaves the rest for the next write; they were read, so they go
+        // back in front of the reader's next frame.
+        pending.extend(frames);
+        // Requests before a bad frame are answered; the bad frame then ends the connection.
+        let ending = ending.or(bad_frame);
+        let full =
+            answered >= shared.max_pending || out.len() >= BATCH_BYTES || !pending.is_empty();
         // Answers to requests before a bad frame were applied, so they are still sent.
         if !out.is_empty() {
             if writer.write_all(&out).await.is_err() {
@@ -333,7 +408,7 @@ where
             continue;
         }
         match reader.next::<ClientFrame>().await {
-            Ok(Some(frame)) => next = Some(frame),
+            Ok(Some(frame)) => pending.push_back(frame),
             Ok(None) => return Ending::Quietly,
             Err(e) => return e.into(),
         }

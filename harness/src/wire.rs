@@ -160,6 +160,22 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Reads whatever the stream has ready without waiting, up to `limit` buffered bytes, so
+    /// that requests which arrived while the server was busy are answered as one batch.
+    /// Returns the error or end of stream it met, if any, for the next [`Self::next`] to see.
+    pub fn fill_available(&mut self, limit: usize) {
+        use futures_util::FutureExt as _;
+        while self.buf.len() < limit {
+            self.buf.reserve(Self::READ_CHUNK);
+            // `read_buf` is cancel-safe: what it read is in the buffer even if it is dropped.
+            match self.inner.read_buf(&mut self.buf).now_or_never() {
+                Some(Ok(n)) if n > 0 => {}
+                // Pending, the end of the stream, or an error: `next` meets the last two.
+                _ => break,
+            }
+        }
+    }
+
     /// A frame already buffered, without reading: lets a server answer every request that
     /// arrived in one read before it writes, so that the answers share a write too.
     pub fn try_next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {

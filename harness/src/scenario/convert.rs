@@ -33,6 +33,7 @@ impl ScenarioDoc {
                 tick_interval_ms: self.server.tick_interval.map(ms),
                 max_connections: self.server.max_connections,
                 max_pending_requests: self.server.max_pending_requests,
+                sync_time_ms: self.server.sync_time.map(ms),
             },
             client: ClientSpec {
                 request_timeout_ms: self.client.request_timeout.map(ms),

@@ -83,6 +83,9 @@ pub struct ServerDoc {
     pub max_connections: Option<usize>,
     /// Requests one connection may have waiting, 1 to 65536.
     pub max_pending_requests: Option<usize>,
+    /// How long one sync of the log takes under `always` durability, up to 1s; answers that
+    /// changed state wait for it, and syncs queue on one disk. Unset, `0s`.
+    pub sync_time: Option<HumanDuration>,
 }
 
 /// Overrides of every actor's client settings; unset, the client's defaults.

@@ -77,6 +77,7 @@ async fn broker_host(control: Rc<Control>, disk: SharedDisk) -> turmoil::Result 
         max_pending_requests: s
             .max_pending_requests
             .unwrap_or(defaults.max_pending_requests),
+        sync_time_ms: s.sync_time_ms.unwrap_or(defaults.sync_time_ms),
     };
     let sink = Rc::new(HistorySink(control.clone()));
     serve(

@@ -68,6 +68,14 @@ impl Driver for LocalDriver {
             return self.time_out(Duration::ZERO).await;
         }
         tokio::time::sleep(self.latency).await;
+        // The storage time of the network server's model, without its group commit: a change
+        // under `always` durability waits for one sync.
+        if let Some(sync_ms) = self.control.spec.server.sync_time_ms
+            && self.control.spec.broker.durability == mqsim_broker::Durability::Always
+            && crate::server::command_changes_state(&command)
+        {
+            tokio::time::sleep(Duration::from_millis(sync_ms)).await;
+        }
         if !self.running().is_some_and(|b| Rc::ptr_eq(&b, &broker)) {
             return Outcome::Info(Indeterminate::ConnectionLost("broker crashed".into()));
         }

@@ -39,6 +39,9 @@ pub mod limits {
     pub const MAX_ATTEMPTS: u32 = 1000;
     /// Any backoff, processing time, poll interval or restart delay (one simulated hour).
     pub const MAX_WAIT_MS: u64 = 3600 * 1000;
+    /// One sync of the broker's log (one second: a disk slower than that is a failure, not a
+    /// latency).
+    pub const MAX_SYNC_TIME_MS: u64 = 1000;
     /// Slow-consumer factor.
     pub const MAX_SLOW_FACTOR: f64 = 1000.0;
     /// Faults in one schedule.
@@ -134,6 +137,9 @@ pub struct ServerSpec {
     pub max_connections: Option<usize>,
     /// Requests one connection may have waiting.
     pub max_pending_requests: Option<usize>,
+    /// Simulated time one sync of the broker's log takes under `always` durability; answers
+    /// that changed state wait for it (see [`crate::server`]).
+    pub sync_time_ms: Option<u64>,
 }
 
 /// Overrides of the client's settings.

@@ -118,6 +118,9 @@ impl ClusterSpec {
                 range_u64(path, v, 1, limits::MAX_WAIT_MS)?;
             }
         }
+        if let Some(v) = self.server.sync_time_ms {
+            range_u64("server.sync_time_ms", v, 0, limits::MAX_SYNC_TIME_MS)?;
+        }
         if let Some(v) = c.max_in_flight {
             range_u64(
                 "client.max_in_flight",
