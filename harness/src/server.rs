@@ -503,6 +503,8 @@ mod tests {
             clock: Rc::new(Frozen),
             sink: Rc::new(()),
             max_pending,
+            sync_time: Duration::ZERO,
+            last_sync: std::cell::Cell::new(None),
         }
     }
 
