@@ -189,6 +189,16 @@ impl<'h> Facts<'h> {
         }
     }
 
+    /// The first entry of message `m`.
+    pub fn first(&self, m: usize) -> u32 {
+        self.head.get(m).copied().unwrap_or(NONE)
+    }
+
+    /// The next entry of entry `i`'s message.
+    pub fn next_at(&self, i: usize) -> u32 {
+        self.next.get(i).copied().unwrap_or(NONE)
+    }
+
     /// The subscription entry `i` concerns, or [`NO_SUB`].
     pub fn sub_at(&self, i: u32) -> SubIndex {
         sub_of(self.entries, i)
