@@ -139,9 +139,61 @@ fn once(duration_ms: u64) {
     );
 }
 
+/// `MQSIM_CHECK_RATIO=<rounds>`: build both histories, then check them in turns (small warm,
+/// large warm, small cold, large cold, in each round) and print each one's minimum and median
+/// time and the ratios. On a machine shared with other work, the minimum over interleaved
+/// rounds is steadier than criterion's mean, and the two sizes see the same load.
+fn ratio(rounds: usize) {
+    use std::time::{Duration, Instant};
+    let runs: Vec<_> = [1_000, 10_000].into_iter().map(history).collect();
+    let mut flush = vec![0u8; FLUSH_BYTES];
+    // times[size][warm = 0, cold = 1]
+    let mut times = vec![[Vec::new(), Vec::new()]; runs.len()];
+    for _ in 0..rounds {
+        for cold in [false, true] {
+            for (k, (spec, r)) in runs.iter().enumerate() {
+                if cold {
+                    for (i, x) in flush.iter_mut().enumerate().step_by(64) {
+                        *x = x.wrapping_add(i as u8);
+                    }
+                } else {
+                    black_box(check::check(&r.history, &r.plan, spec, true));
+                }
+                let t = Instant::now();
+                black_box(check::check(&r.history, &r.plan, spec, true));
+                times[k][usize::from(cold)].push(t.elapsed());
+            }
+        }
+    }
+    black_box(&flush);
+    let stat = |v: &mut Vec<Duration>| {
+        v.sort_unstable();
+        (v[0].as_secs_f64() * 1e3, v[v.len() / 2].as_secs_f64() * 1e3)
+    };
+    for (name, c) in [("warm", 0), ("cold", 1)] {
+        let (small_min, small_med) = stat(&mut times[0][c]);
+        let (large_min, large_med) = stat(&mut times[1][c]);
+        println!(
+            "{name}: {} events min {small_min:.3} ms median {small_med:.3} ms; {} events min \
+             {large_min:.3} ms median {large_med:.3} ms; ratio min {:.2}x median {:.2}x",
+            runs[0].1.history.entries().len(),
+            runs[1].1.history.entries().len(),
+            large_min / small_min,
+            large_med / small_med,
+        );
+    }
+}
+
 criterion_group!(benches, checkers);
 
 fn main() {
+    if let Some(rounds) = std::env::var("MQSIM_CHECK_RATIO")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        ratio(rounds);
+        return;
+    }
     if let Some(ms) = std::env::var("MQSIM_CHECK_ONCE")
         .ok()
         .and_then(|v| v.parse().ok())

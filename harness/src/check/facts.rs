@@ -94,12 +94,18 @@ impl<'h> Facts<'h> {
         let mut ids = BrokerIds::default();
         let mut late = Vec::new();
         let mut index: IdTable<u32> = IdTable::new(32, 1);
+        // Room for as many messages as a complete history can have (each has a publish invoke
+        // and its completion), so that the table is never copied to grow: at 739,050 entries
+        // the copies cost about a quarter of this pass (benches/README.md). Room that is not
+        // used is never touched, so it costs address space, not memory. A hand-written
+        // history with more messages than that grows the table as usual.
+        let most_msgs = entries.len() / 2;
         let mut p = Pass {
             history,
             entries,
             plan,
-            msgs: Vec::new(),
-            head: Vec::new(),
+            msgs: Vec::with_capacity(most_msgs),
+            head: Vec::with_capacity(most_msgs),
             tail: Vec::new(),
             next: vec![NONE; entries.len()],
             rejections: Vec::new(),
@@ -187,6 +193,16 @@ impl<'h> Facts<'h> {
             next: &self.next,
             at: self.head.get(m).copied().unwrap_or(NONE),
         }
+    }
+
+    /// The first entry of message `m`, or [`NONE`].
+    pub fn first(&self, m: usize) -> u32 {
+        self.head.get(m).copied().unwrap_or(NONE)
+    }
+
+    /// The entry after entry `i` in its message's timeline, or [`NONE`].
+    pub fn next_at(&self, i: usize) -> u32 {
+        self.next.get(i).copied().unwrap_or(NONE)
     }
 
     /// The subscription entry `i` concerns, or [`NO_SUB`].

@@ -73,6 +73,13 @@ struct Walk {
     too_many_reported: bool,
 }
 
+/// How far ahead of the first entry of the message it walks the walk reads the entries (and
+/// their chain links) in order, so that the hardware streams them into the cache before the
+/// walk follows the chains. 2,048 entries are 128 KiB of entries and 8 KiB of links, well
+/// within a core's L2 cache, and more than nearly every message spans (in the bench's large
+/// history, 99.9 % of messages span fewer than 1,450 entries).
+const TOUCH_AHEAD: usize = 2048;
+
 /// Runs the per-message checks; `needs_leases[d]` says which destinations' leases and final
 /// times the later checks want.
 pub fn check(
@@ -94,7 +101,21 @@ pub fn check(
         );
     }
     let mut subs: Vec<SubIndex> = Vec::new();
+    // A message's entries lie close to its first one, but a chain visits them in an order no
+    // cache foresees: on a history larger than the caches every step would wait for memory,
+    // and the walk would run at memory latency rather than memory bandwidth. So the entries
+    // are read in order a little ahead of the walk. The values read are folded into one
+    // number handed to `black_box`, only so that the compiler keeps the reads.
+    let mut ahead = 0usize;
+    let mut touched = 0u64;
     for (m, msg) in f.msgs.iter().enumerate() {
+        let to = (f.first(m) as usize)
+            .saturating_add(TOUCH_AHEAD)
+            .min(f.entries.len());
+        while ahead < to {
+            touched ^= f.entries[ahead].at_ns ^ u64::from(f.next_at(ahead));
+            ahead += 1;
+        }
         publish_checks(f, msg, m, out, counts);
         // The subscriptions to walk: those the message must reach, and any it showed up in
         // (a dead-letter queue's, say).
@@ -117,6 +138,7 @@ pub fn check(
             }
         }
     }
+    std::hint::black_box(touched);
     if !drained {
         out.unknown(
             Invariant::NoLoss,
