@@ -13,6 +13,7 @@ use bytes::Bytes;
 
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::defect::{Defect, Defects};
+use crate::index::{OffsetMap, OffsetSet};
 use crate::message::{ConsumerId, DestId, GroupId, MessageId};
 use crate::time::Time;
 
@@ -147,10 +148,11 @@ pub(crate) struct Timer {
 
 pub(crate) const TTL_GROUP: u32 = u32::MAX;
 
+/// One partition's share of a subscription: its entries by offset, and which are ready.
 #[derive(Debug, Default)]
 pub(crate) struct Part {
-    pub entries: BTreeMap<u64, Entry>,
-    pub ready: BTreeSet<u64>,
+    pub entries: OffsetMap<Entry>,
+    pub ready: OffsetSet,
 }
 
 /// FIFO message groups: the head of each group (the one message that may be delivered) and the
@@ -279,7 +281,7 @@ impl Sub {
         let p = k.part as usize;
         match st {
             EState::Ready => {
-                self.parts[p].ready.remove(&k.off);
+                self.parts[p].ready.remove(k.off);
                 if self.parts[p].ready.is_empty() {
                     self.nonempty.remove(k.part);
                 }
@@ -316,7 +318,7 @@ impl Sub {
     /// Moves an entry to a new state, keeping every index in step. Returns false if there is
     /// no such entry.
     pub fn set_state(&mut self, timers: &mut BTreeSet<Timer>, k: Timer, new: EState) -> bool {
-        let Some(e) = self.parts[k.part as usize].entries.get_mut(&k.off) else {
+        let Some(e) = self.parts[k.part as usize].entries.get_mut(k.off) else {
             return false;
         };
         let (old, size) = (e.state, e.size);
@@ -327,23 +329,23 @@ impl Sub {
     }
 
     pub fn take(&mut self, timers: &mut BTreeSet<Timer>, k: Timer) -> Option<Entry> {
-        let e = self.parts[k.part as usize].entries.remove(&k.off)?;
+        let e = self.parts[k.part as usize].entries.remove(k.off)?;
         self.detach(timers, k, e.state, e.size);
         Some(e)
     }
 
     pub fn entry(&self, part: u32, off: u64) -> Option<&Entry> {
-        self.parts.get(part as usize)?.entries.get(&off)
+        self.parts.get(part as usize)?.entries.get(off)
     }
 
     pub fn entry_mut(&mut self, part: u32, off: u64) -> Option<&mut Entry> {
-        self.parts.get_mut(part as usize)?.entries.get_mut(&off)
+        self.parts.get_mut(part as usize)?.entries.get_mut(off)
     }
 
     /// The next ready message, rotating over partitions.
     pub fn next_ready(&self) -> Option<(u32, u64)> {
         let p = self.nonempty.first_from(self.rr)?;
-        let off = *self.parts[p as usize].ready.first()?;
+        let off = self.parts[p as usize].ready.first()?;
         Some((p, off))
     }
 }
@@ -653,7 +655,7 @@ impl Dest {
                     .entries
                     .iter()
                     .find(|(_, e)| !matches!(e.state, EState::InFlight { .. }))
-                    .map(|(&off, _)| off)
+                    .map(|(off, _)| off)
             } else {
                 log.first().map(|(off, _)| off)
             };

@@ -82,6 +82,7 @@ mod defect;
 mod dest;
 mod error;
 mod event;
+mod index;
 mod message;
 mod ops;
 mod state;

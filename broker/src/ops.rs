@@ -629,9 +629,9 @@ impl State {
             let sub = &self.dests[d].subs[g as usize];
             let skipped: Vec<u64> = sub.parts[p as usize]
                 .entries
-                .range(..from)
+                .iter_below(from)
                 .filter(|(_, e)| !matches!(e.state, EState::InFlight { .. }))
-                .map(|(&off, _)| off)
+                .map(|(off, _)| off)
                 .collect();
             for off in skipped {
                 let Some(m) = self.dests[d].log[p as usize].get(off) else {
@@ -680,7 +680,7 @@ impl State {
         let dest = &self.dests[d];
         let mut candidates = Vec::new();
         for (p, part) in dest.subs[0].parts.iter().enumerate() {
-            for (&off, e) in &part.entries {
+            for (off, e) in part.entries.iter() {
                 if matches!(e.state, EState::InFlight { .. }) {
                     continue;
                 }

@@ -464,7 +464,7 @@ impl State {
         for (d, dest) in self.dests.iter().enumerate() {
             for (g, sub) in dest.subs.iter().enumerate() {
                 for (p, part) in sub.parts.iter().enumerate() {
-                    for (&off, e) in &part.entries {
+                    for (off, e) in part.entries.iter() {
                         if matches!(e.state, EState::InFlight { .. }) {
                             leased.push((d, g as u32, p as u32, off));
                         }
