@@ -88,7 +88,9 @@ mod ops;
 mod state;
 mod stats;
 mod storage;
+mod sub;
 mod time;
+mod timers;
 
 pub use broker::Broker;
 pub use command::{Command, Reply};

@@ -5,13 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::command::{Command, Reply};
 use crate::config::{DestinationKind, OverflowPolicy, StartPosition, limits};
 use crate::defect::Defect;
-use crate::dest::{EState, Msg};
+use crate::dest::Msg;
 use crate::error::{BrokerError, Result, invalid};
 use crate::event::{DropReason, EventKind};
 use crate::message::{
     AckMode, Confirm, ConsumerId, Delivery, DestId, GroupId, PublishRequest, Receipt, SeekTo,
 };
 use crate::state::{State, slot};
+use crate::sub::EState;
 use crate::time::Time;
 
 /// Refuses a batch of no elements or more than [`limits::MAX_RECEIVE_BATCH`].
