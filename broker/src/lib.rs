@@ -75,6 +75,7 @@
 //! either way. A dependent turns it on with `features = ["defects"]`, or for one run with
 //! `--features mqsim-broker/defects`.
 
+mod admin;
 mod broker;
 mod command;
 mod config;
