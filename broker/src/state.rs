@@ -26,6 +26,13 @@ pub(crate) struct Out {
 }
 
 impl Out {
+    /// Makes room for `n` more events, when they are recorded.
+    pub fn reserve(&mut self, n: usize) {
+        if self.record {
+            self.events.reserve(n);
+        }
+    }
+
     pub fn emit(&mut self, at: Time, kind: EventKind) {
         if self.record {
             self.events.push(Event { at, kind });
