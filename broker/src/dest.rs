@@ -1,20 +1,21 @@
-//! One destination's data: its partitioned log and the per-subscription delivery state.
+//! One destination's data: its partitioned log and its subscriptions' delivery state.
 //!
 //! A destination keeps each message once, in its partition's log. Each subscription (the one
-//! subscription of a queue, or one per consumer group of a topic) keeps an [`Entry`] for every
-//! message it has not finished with, and indexes those entries by what can happen next: ready to
-//! deliver, waiting on a timer (delay, retry backoff, lease expiry), or blocked behind the head of
-//! its FIFO group. A queue forgets a message when its subscription finishes with it; a topic
-//! keeps it until retention (time to live or `max_length`) removes it.
+//! subscription of a queue, or one per consumer group of a topic) keeps an entry for every
+//! message it has not finished with (see `sub.rs`). A queue forgets a message when its
+//! subscription finishes with it; a topic keeps it until retention (time to live or
+//! `max_length`) removes it.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::defect::{Defect, Defects};
-use crate::message::{ConsumerId, DestId, GroupId, MessageId};
+use crate::message::{DestId, GroupId, MessageId};
+use crate::sub::{EState, Entry, Sub};
 use crate::time::Time;
+use crate::timers::{TTL_GROUP, Timer, Timers};
 
 /// A stored message.
 #[derive(Debug, Clone)]
@@ -100,251 +101,6 @@ impl PartLog {
             .enumerate()
             .skip(skip)
             .filter_map(move |(i, s)| s.as_ref().map(|m| (base + i as u64, m)))
-    }
-}
-
-/// What can happen next to a message in one subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EState {
-    /// Deliverable now.
-    Ready,
-    /// Deliverable at the given time (a delay or a retry backoff).
-    Waiting(Time),
-    /// Leased to a consumer until the given time.
-    InFlight {
-        until: Time,
-        token: u64,
-        consumer: ConsumerId,
-    },
-    /// Behind the head of its FIFO group.
-    Blocked,
-}
-
-/// A subscription's state for one message it has not finished with.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    pub state: EState,
-    pub deliveries: u32,
-    pub size: u32,
-    /// The time to live ran out while the message was leased: it expires when the lease ends
-    /// without an acknowledgement.
-    pub expired: bool,
-    /// The dead-letter queue refused the message; it is retried when its timer fires.
-    pub dead_letter_pending: bool,
-}
-
-/// A timer: an entry's wait or lease ending, or (with `group == TTL_GROUP`) a message's time to
-/// live running out. Ordered by time first, so the broker fires timers in one global order
-/// whatever the moments at which it is asked to catch up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Timer {
-    pub at: Time,
-    pub dest: u32,
-    pub group: u32,
-    pub part: u32,
-    pub off: u64,
-}
-
-pub(crate) const TTL_GROUP: u32 = u32::MAX;
-
-#[derive(Debug, Default)]
-pub(crate) struct Part {
-    pub entries: BTreeMap<u64, Entry>,
-    pub ready: BTreeSet<u64>,
-}
-
-/// FIFO message groups: the head of each group (the one message that may be delivered) and the
-/// messages queued behind it, in publish order.
-#[derive(Debug, Default)]
-pub(crate) struct Fifo {
-    pub heads: BTreeMap<String, (u32, u64)>,
-    pub blocked: BTreeMap<String, VecDeque<(u32, u64)>>,
-    /// Only with [`Defect::FifoTwoInFlight`]: per group, a former head that was leased when the
-    /// group was released to its next message. While it is unfinished, the group is not
-    /// released again. Empty otherwise.
-    pub released: BTreeMap<String, (u32, u64)>,
-}
-
-/// A set of partition numbers, as a bitmap: a steady receive-ack loop empties and refills a
-/// partition's ready set on every message, which in an ordered tree costs an allocation each time.
-#[derive(Debug)]
-pub(crate) struct PartitionSet {
-    words: Vec<u64>,
-}
-
-impl PartitionSet {
-    fn new(partitions: u32) -> Self {
-        PartitionSet {
-            words: vec![0; (partitions as usize).div_ceil(64)],
-        }
-    }
-
-    fn insert(&mut self, p: u32) {
-        self.words[p as usize / 64] |= 1 << (p % 64);
-    }
-
-    fn remove(&mut self, p: u32) {
-        self.words[p as usize / 64] &= !(1 << (p % 64));
-    }
-
-    /// The first member at or after `from`, wrapping around to the start.
-    fn first_from(&self, from: u32) -> Option<u32> {
-        let n = self.words.len();
-        let start = (from as usize / 64) % n.max(1);
-        for step in 0..=n {
-            let w = (start + step) % n;
-            let mut bits = self.words[w];
-            if step == 0 {
-                // In the starting word, look at bits from `from` on first; the bits below it
-                // are looked at last, on the wrap-around pass (step == n).
-                bits &= u64::MAX << (from % 64);
-            } else if step == n {
-                bits = self.words[w] & !(u64::MAX << (from % 64));
-            }
-            if bits != 0 {
-                return Some((w * 64) as u32 + bits.trailing_zeros());
-            }
-        }
-        None
-    }
-}
-
-/// A subscription: the queue's consumers, or one consumer group of a topic.
-#[derive(Debug)]
-pub(crate) struct Sub {
-    pub name: Option<String>,
-    pub parts: Vec<Part>,
-    /// Partitions with at least one ready entry, so a receive need not scan empty ones.
-    pub nonempty: PartitionSet,
-    pub fifo: Option<Fifo>,
-    pub in_flight: BTreeMap<ConsumerId, u32>,
-    /// The partition a receive looks at first, rotated for fairness.
-    pub rr: u32,
-    pub n_ready: u64,
-    pub n_waiting: u64,
-    pub n_in_flight: u64,
-    pub n_blocked: u64,
-    pub unleased_bytes: u64,
-}
-
-impl Sub {
-    pub fn new(name: Option<String>, partitions: u32, fifo: bool) -> Self {
-        Sub {
-            name,
-            parts: (0..partitions).map(|_| Part::default()).collect(),
-            nonempty: PartitionSet::new(partitions),
-            fifo: fifo.then(Fifo::default),
-            in_flight: BTreeMap::new(),
-            rr: 0,
-            n_ready: 0,
-            n_waiting: 0,
-            n_in_flight: 0,
-            n_blocked: 0,
-            unleased_bytes: 0,
-        }
-    }
-
-    /// Messages not leased: what a queue's `max_length` counts.
-    pub fn unleased(&self) -> u64 {
-        self.n_ready + self.n_waiting + self.n_blocked
-    }
-
-    fn attach(&mut self, timers: &mut BTreeSet<Timer>, k: Timer, st: EState, size: u32) {
-        let p = k.part as usize;
-        match st {
-            EState::Ready => {
-                self.parts[p].ready.insert(k.off);
-                self.nonempty.insert(k.part);
-                self.n_ready += 1;
-            }
-            EState::Waiting(at) => {
-                timers.insert(Timer { at, ..k });
-                self.n_waiting += 1;
-            }
-            EState::InFlight {
-                until, consumer, ..
-            } => {
-                timers.insert(Timer { at: until, ..k });
-                *self.in_flight.entry(consumer).or_insert(0) += 1;
-                self.n_in_flight += 1;
-            }
-            EState::Blocked => self.n_blocked += 1,
-        }
-        if !matches!(st, EState::InFlight { .. }) {
-            self.unleased_bytes += u64::from(size);
-        }
-    }
-
-    fn detach(&mut self, timers: &mut BTreeSet<Timer>, k: Timer, st: EState, size: u32) {
-        let p = k.part as usize;
-        match st {
-            EState::Ready => {
-                self.parts[p].ready.remove(&k.off);
-                if self.parts[p].ready.is_empty() {
-                    self.nonempty.remove(k.part);
-                }
-                self.n_ready -= 1;
-            }
-            EState::Waiting(at) => {
-                timers.remove(&Timer { at, ..k });
-                self.n_waiting -= 1;
-            }
-            EState::InFlight {
-                until, consumer, ..
-            } => {
-                timers.remove(&Timer { at: until, ..k });
-                // The entry stays at zero rather than being removed: a consumer in a steady
-                // receive-ack loop would otherwise delete and re-create it on every message.
-                // Entries are bounded by the number of consumers.
-                if let Some(n) = self.in_flight.get_mut(&consumer) {
-                    *n -= 1;
-                }
-                self.n_in_flight -= 1;
-            }
-            EState::Blocked => self.n_blocked -= 1,
-        }
-        if !matches!(st, EState::InFlight { .. }) {
-            self.unleased_bytes -= u64::from(size);
-        }
-    }
-
-    pub fn insert(&mut self, timers: &mut BTreeSet<Timer>, k: Timer, entry: Entry) {
-        self.attach(timers, k, entry.state, entry.size);
-        self.parts[k.part as usize].entries.insert(k.off, entry);
-    }
-
-    /// Moves an entry to a new state, keeping every index in step. Returns false if there is
-    /// no such entry.
-    pub fn set_state(&mut self, timers: &mut BTreeSet<Timer>, k: Timer, new: EState) -> bool {
-        let Some(e) = self.parts[k.part as usize].entries.get_mut(&k.off) else {
-            return false;
-        };
-        let (old, size) = (e.state, e.size);
-        e.state = new;
-        self.detach(timers, k, old, size);
-        self.attach(timers, k, new, size);
-        true
-    }
-
-    pub fn take(&mut self, timers: &mut BTreeSet<Timer>, k: Timer) -> Option<Entry> {
-        let e = self.parts[k.part as usize].entries.remove(&k.off)?;
-        self.detach(timers, k, e.state, e.size);
-        Some(e)
-    }
-
-    pub fn entry(&self, part: u32, off: u64) -> Option<&Entry> {
-        self.parts.get(part as usize)?.entries.get(&off)
-    }
-
-    pub fn entry_mut(&mut self, part: u32, off: u64) -> Option<&mut Entry> {
-        self.parts.get_mut(part as usize)?.entries.get_mut(&off)
-    }
-
-    /// The next ready message, rotating over partitions.
-    pub fn next_ready(&self) -> Option<(u32, u64)> {
-        let p = self.nonempty.first_from(self.rr)?;
-        let off = *self.parts[p as usize].ready.first()?;
-        Some((p, off))
     }
 }
 
@@ -475,7 +231,7 @@ impl Dest {
     }
 
     /// Creates group `g`'s entry for the message at (`part`, `off`).
-    pub fn admit(&mut self, timers: &mut BTreeSet<Timer>, now: Time, g: u32, part: u32, off: u64) {
+    pub fn admit(&mut self, timers: &mut Timers, now: Time, g: u32, part: u32, off: u64) {
         let Some(msg) = self.log[part as usize].get(off) else {
             return;
         };
@@ -500,25 +256,20 @@ impl Dest {
             size,
             expired: false,
             dead_letter_pending: false,
+            lease_queued: false,
         };
         sub.insert(timers, k, entry);
     }
 
     /// Stores a message in partition `part` and admits it to the subscriptions that get it.
-    pub fn append(
-        &mut self,
-        timers: &mut BTreeSet<Timer>,
-        now: Time,
-        mut msg: Msg,
-        part: u32,
-    ) -> u64 {
+    pub fn append(&mut self, timers: &mut Timers, now: Time, mut msg: Msg, part: u32) -> u64 {
         msg.arrival = self.arrivals;
         self.arrivals += 1;
         let expires_at = msg.expires_at;
         let only = msg.only_group;
         let off = self.log[part as usize].push(msg);
         if let Some(at) = expires_at {
-            timers.insert(Timer {
+            timers.set.insert(Timer {
                 at,
                 dest: self.id.0,
                 group: TTL_GROUP,
@@ -538,7 +289,7 @@ impl Dest {
     /// (in a queue) forgets the message. `now` decides whether a promoted message is visible.
     pub fn remove_entry(
         &mut self,
-        timers: &mut BTreeSet<Timer>,
+        timers: &mut Timers,
         now: Time,
         g: u32,
         part: u32,
@@ -565,7 +316,7 @@ impl Dest {
             && let Some(msg) = self.log[part as usize].remove(off)
             && let Some(at) = msg.expires_at
         {
-            timers.remove(&Timer {
+            timers.set.remove(&Timer {
                 at,
                 dest: self.id.0,
                 group: TTL_GROUP,
@@ -578,13 +329,7 @@ impl Dest {
 
     /// Makes the first message queued behind FIFO group `key` its head, visible per its delay.
     /// Returns false if none is queued.
-    fn unblock_next(
-        &mut self,
-        timers: &mut BTreeSet<Timer>,
-        now: Time,
-        g: u32,
-        key: String,
-    ) -> bool {
+    fn unblock_next(&mut self, timers: &mut Timers, now: Time, g: u32, key: String) -> bool {
         let Some(fifo) = self.subs[g as usize].fifo.as_mut() else {
             return false;
         };
@@ -609,7 +354,7 @@ impl Dest {
     /// unfinished (so at most two of a group are out of the blocked queue).
     pub fn release_fifo_group_early(
         &mut self,
-        timers: &mut BTreeSet<Timer>,
+        timers: &mut Timers,
         now: Time,
         g: u32,
         part: u32,
@@ -653,7 +398,7 @@ impl Dest {
                     .entries
                     .iter()
                     .find(|(_, e)| !matches!(e.state, EState::InFlight { .. }))
-                    .map(|(&off, _)| off)
+                    .map(|(off, _)| off)
             } else {
                 log.first().map(|(off, _)| off)
             };
@@ -683,32 +428,5 @@ impl Dest {
                 self.dedup.remove(&id);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::PartitionSet;
-
-    #[test]
-    fn partition_set_finds_the_next_member_with_wrap_around() {
-        let mut s = PartitionSet::new(130);
-        assert_eq!(s.first_from(0), None);
-        for p in [3, 64, 129] {
-            s.insert(p);
-        }
-        assert_eq!(s.first_from(0), Some(3));
-        assert_eq!(s.first_from(3), Some(3));
-        assert_eq!(s.first_from(4), Some(64));
-        assert_eq!(s.first_from(65), Some(129));
-        assert_eq!(s.first_from(130 - 1), Some(129));
-        s.remove(129);
-        assert_eq!(s.first_from(65), Some(3), "wraps around to the start");
-        s.remove(3);
-        s.remove(64);
-        assert_eq!(s.first_from(7), None);
-        let mut one = PartitionSet::new(1);
-        one.insert(0);
-        assert_eq!(one.first_from(0), Some(0));
     }
 }

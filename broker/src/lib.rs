@@ -75,6 +75,7 @@
 //! either way. A dependent turns it on with `features = ["defects"]`, or for one run with
 //! `--features mqsim-broker/defects`.
 
+mod admin;
 mod broker;
 mod command;
 mod config;
@@ -82,12 +83,15 @@ mod defect;
 mod dest;
 mod error;
 mod event;
+mod index;
 mod message;
 mod ops;
 mod state;
 mod stats;
 mod storage;
+mod sub;
 mod time;
+mod timers;
 
 pub use broker::Broker;
 pub use command::{Command, Reply};

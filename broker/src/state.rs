@@ -5,11 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{BrokerConfig, ExpiryAction, OverflowPolicy};
 use crate::defect::{Defect, Defects};
-use crate::dest::{Dest, EState, Msg, TTL_GROUP, Timer};
+use crate::dest::{Dest, Msg};
 use crate::error::{BrokerError, ConfigError, Result};
 use crate::event::{DropReason, Event, EventKind, LeaseEnd, Slot};
 use crate::message::{DestId, GroupId, MessageId};
+use crate::sub::EState;
 use crate::time::Time;
+use crate::timers::{TTL_GROUP, Timer, Timers};
 
 /// How long a message waits before dead-lettering is tried again after the dead-letter queue
 /// refused it for being full.
@@ -24,6 +26,13 @@ pub(crate) struct Out {
 }
 
 impl Out {
+    /// Makes room for `n` more events, when they are recorded.
+    pub fn reserve(&mut self, n: usize) {
+        if self.record {
+            self.events.reserve(n);
+        }
+    }
+
     pub fn emit(&mut self, at: Time, kind: EventKind) {
         if self.record {
             self.events.push(Event { at, kind });
@@ -37,7 +46,7 @@ impl Out {
 pub(crate) struct State {
     pub dests: Vec<Dest>,
     pub by_name: BTreeMap<String, DestId>,
-    pub timers: BTreeSet<Timer>,
+    pub timers: Timers,
     pub now: Time,
     pub epoch: u32,
     pub next_msg: u64,
@@ -88,7 +97,7 @@ impl State {
         Ok(State {
             dests,
             by_name,
-            timers: BTreeSet::new(),
+            timers: Timers::default(),
             now: Time::ZERO,
             epoch: 0,
             next_msg: 0,
@@ -148,14 +157,58 @@ impl State {
     /// on `now`, so catching up in one call or in many gives the same state: that is what lets
     /// recovery replay only the commands and still rebuild what the timers did.
     pub fn advance(&mut self, now: Time) {
-        while let Some(t) = self.timers.first().copied() {
+        loop {
+            let lease = if self.timers.leases_due <= now {
+                self.first_lease()
+            } else {
+                None
+            };
+            let (t, queued) = match (self.timers.set.first().copied(), lease) {
+                (Some(s), Some(l)) if l < s => (l, true),
+                (Some(s), _) => (s, false),
+                (None, Some(l)) => (l, true),
+                (None, None) => break,
+            };
             if t.at > now {
                 break;
             }
-            self.timers.pop_first();
+            if queued {
+                self.dests[t.dest as usize].subs[t.group as usize]
+                    .leases
+                    .pop_front();
+            } else {
+                self.timers.set.pop_first();
+            }
             self.fire(t);
         }
         self.now = now;
+    }
+
+    /// The first live lease in any subscription's lease queue, as a timer, dropping ended
+    /// leases from the queues' fronts on the way; also makes `leases_due` exact again. Looks
+    /// at every subscription, so it is called only once a lease may be due.
+    fn first_lease(&mut self) -> Option<Timer> {
+        let mut first: Option<Timer> = None;
+        for dest in &mut self.dests {
+            for (g, sub) in dest.subs.iter_mut().enumerate() {
+                sub.drop_ended_leases();
+                let Some(l) = sub.leases.front() else {
+                    continue;
+                };
+                let t = Timer {
+                    at: l.until,
+                    dest: dest.id.0,
+                    group: g as u32,
+                    part: l.part,
+                    off: l.off,
+                };
+                if first.is_none_or(|f| t < f) {
+                    first = Some(t);
+                }
+            }
+        }
+        self.timers.leases_due = first.map_or(Time::MAX, |t| t.at);
+        first
     }
 
     fn fire(&mut self, t: Timer) {
@@ -428,7 +481,7 @@ impl State {
             }
         }
         if let Some(exp) = expires_at {
-            self.timers.remove(&Timer {
+            self.timers.set.remove(&Timer {
                 at: exp,
                 dest: d as u32,
                 group: TTL_GROUP,
@@ -464,7 +517,7 @@ impl State {
         for (d, dest) in self.dests.iter().enumerate() {
             for (g, sub) in dest.subs.iter().enumerate() {
                 for (p, part) in sub.parts.iter().enumerate() {
-                    for (&off, e) in &part.entries {
+                    for (off, e) in part.entries.iter() {
                         if matches!(e.state, EState::InFlight { .. }) {
                             leased.push((d, g as u32, p as u32, off));
                         }

@@ -70,7 +70,7 @@ impl State {
                 let mut oldest: Option<Time> = None;
                 for (p, part) in sub.parts.iter().enumerate() {
                     let end = dest.log[p].end();
-                    let committed = part.entries.keys().next().copied().unwrap_or(end);
+                    let committed = part.entries.first_offset().unwrap_or(end);
                     g.pending.push(part.entries.len() as u64);
                     g.committed.push(committed);
                     g.lag.push(end - committed);
