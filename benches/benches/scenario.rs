@@ -1,4 +1,4 @@
-//! A whole scenario run (issue 6 item 6): what `mqsim run` does for one scenario and seed —
+//! A whole scenario run (issue 6 item 6): what `mqsim run` does for one scenario and seed:
 //! simulate, check, measure, judge — timed end to end in wall-clock time. The scenarios are
 //! the catalogue's, read from `scenarios/`; no history file is written, as with
 //! `mqsim compare`.
