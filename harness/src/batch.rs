@@ -146,7 +146,10 @@ pub fn run(
     let table = table_text(&records);
     let files = [
         ("summary.json", summary.clone()),
-        ("summary.txt", table.clone()),
+        (
+            "summary.txt",
+            format!("{table}\n{}", coverage_table(&records)),
+        ),
         ("report.md", crate::report::markdown(&records)),
         ("junit.xml", crate::report::junit(&records)),
         ("report.html", crate::html::run_report(&records)),
@@ -236,6 +239,12 @@ fn run_one(job: &Job<'_>, dir: &Path) -> Result<Record, String> {
 }
 
 /// The table, then for each run that did not pass, why.
+/// Which interesting paths the runs went through, with those none reached flagged.
+fn coverage_table(records: &[Record]) -> String {
+    let runs: Vec<crate::coverage::Coverage> = records.iter().map(|r| r.coverage).collect();
+    crate::coverage::table(&runs)
+}
+
 fn table_text(records: &[Record]) -> String {
     let mut out = Vec::new();
     // Writing into a vector cannot fail.

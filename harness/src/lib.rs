@@ -12,6 +12,7 @@ pub mod check;
 pub mod client;
 pub mod commands;
 pub mod compare;
+pub mod coverage;
 pub mod diagnostic;
 pub mod discover;
 pub mod driver;

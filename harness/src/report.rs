@@ -40,6 +40,8 @@ pub fn markdown(records: &[Record]) -> String {
             m.e2e_latency_ms.p99
         );
     }
+    let runs: Vec<crate::coverage::Coverage> = records.iter().map(|r| r.coverage).collect();
+    let _ = write!(s, "\n```\n{}```\n", crate::coverage::table(&runs));
     for r in records.iter().filter(|r| r.verdict != RunVerdict::Pass) {
         let _ = writeln!(
             s,
@@ -164,6 +166,7 @@ mod tests {
             }],
             failed_expectations: vec!["counts.lost = 1, expected 0".to_owned()],
             metrics: RunMetrics::default(),
+            coverage: Default::default(),
             wall_clock: crate::runner::WallClock::default(),
             history_sha256: "0".repeat(64),
             history_file: None,

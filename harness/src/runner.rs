@@ -18,6 +18,7 @@ use crate::check::{
     self, DeliveryMode, Histograms, Invariant, Metrics, Percentiles, Report, Series, Settings,
     Verdict,
 };
+use crate::coverage::Coverage;
 use crate::scenario::{Expect, Judgement, MetricName};
 use crate::sim::{ClusterSpec, RunError, RunReport, Summary, run};
 
@@ -189,6 +190,8 @@ pub struct Record {
     /// Expectations that did not hold.
     pub failed_expectations: Vec<String>,
     pub metrics: RunMetrics,
+    /// Which interesting paths the run went through.
+    pub coverage: Coverage,
     pub wall_clock: WallClock,
     pub history_sha256: String,
     /// The history file, relative to the results directory, when one was written.
@@ -238,6 +241,7 @@ pub fn execute(
             histograms: SerialisedHistograms::of(&metrics.histograms),
             series: metrics.series.clone(),
         },
+        coverage: Coverage::of(&run.history, report.counts.rejected),
         wall_clock: WallClock {
             seconds: wall_seconds,
             sim_speed: if wall_seconds > 0.0 {
