@@ -66,15 +66,12 @@ impl Coverage {
                     BrokerEvent::Recovered if count > 1 => c.crash_recovery += 1,
                     _ => {}
                 },
+                // A message's first publish goes into the set; any later one is a retry.
                 What::Invoke {
                     op: Op::Publish,
                     msg,
                     ..
-                } => {
-                    if !published.insert(msg) {
-                        c.producer_retry += 1;
-                    }
-                }
+                } if !published.insert(msg) => c.producer_retry += 1,
                 // A confirm's count is 1 for a duplicate the broker recognised.
                 What::Ok {
                     op: Op::Publish,
