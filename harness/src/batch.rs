@@ -45,6 +45,49 @@ pub struct Options {
     pub progress_bar: bool,
     /// A baseline to compare the run with, and the tolerances.
     pub baseline: Option<(Baseline, Tolerances)>,
+    /// Only this share of the runs (see [`Shard`]).
+    pub shard: Option<Shard>,
+}
+
+/// One of `count` disjoint shares of a batch's runs, for spreading a batch over machines:
+/// shard `index` (1-based) takes the runs whose position in the whole batch's order is
+/// `index - 1` modulo `count`. `mqsim merge` puts the shares' results back together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+/// Most shards a batch can be split into.
+pub const MAX_SHARDS: u64 = 10_000;
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `i/n`, with 1 <= i <= n <= [`MAX_SHARDS`].
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "`{text}` is not a shard; expected i/n with 1 <= i <= n <= {MAX_SHARDS}, such as 2/4"
+            )
+        };
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u64, u64) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || index > count || count > MAX_SHARDS {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Whether the run at `position` in the whole batch belongs to this shard.
+    pub fn takes(&self, position: usize) -> bool {
+        position as u64 % self.count == self.index - 1
+    }
 }
 
 /// Most seeds one invocation runs per scenario: a bound on the work a typo can start.
@@ -86,6 +129,9 @@ pub fn run(
             };
             seeds.into_iter().map(move |seed| Job { file, seed })
         })
+        .enumerate()
+        .filter(|(k, _)| options.shard.is_none_or(|s| s.takes(*k)))
+        .map(|(_, job)| job)
         .collect();
     let bar = options.progress_bar.then(|| {
         let bar = indicatif::ProgressBar::new(jobs.len() as u64);

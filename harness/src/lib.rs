@@ -18,6 +18,7 @@ pub mod discover;
 pub mod driver;
 pub mod exit;
 pub mod html;
+pub mod merge;
 pub mod net;
 pub mod parallel;
 pub mod poke;

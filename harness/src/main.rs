@@ -55,6 +55,20 @@ enum Command {
         /// With --baseline: fail on a wall-clock regression instead of warning.
         #[arg(long, requires = "baseline")]
         gate_wall_clock: bool,
+        /// Run only shard I of N of the runs (1-based), for spreading seeds over machines;
+        /// `mqsim merge` combines the shards' results directories.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<batch::Shard>,
+    },
+    /// Combine the results directories of `run --shard` (or of any runs) into one, as if one
+    /// run had made them all.
+    Merge {
+        /// Results directories.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Where the merged results go.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Regression baselines.
     Baseline {
@@ -258,6 +272,7 @@ fn main() -> ExitCode {
             baseline,
             tolerance,
             gate_wall_clock,
+            shard,
         } => {
             let baseline = match baseline {
                 None => None,
@@ -283,6 +298,7 @@ fn main() -> ExitCode {
                 },
                 progress_bar: io::stderr().is_terminal(),
                 baseline,
+                shard: *shard,
             };
             commands::run(paths, &options, &mut streams)
         }
@@ -317,6 +333,9 @@ fn main() -> ExitCode {
         Command::Baseline {
             action: BaselineAction::Save { results, out },
         } => commands::save_baseline(results.as_deref(), out, &mut streams),
+        Command::Merge { dirs, out } => {
+            mqsim_harness::merge::merge(dirs, out, &mut streams.out, &mut streams.err)
+        }
         Command::Replay { target } => commands::replay(target, &mut streams),
         Command::Validate { paths } => commands::validate(paths, &mut streams),
         Command::List { dir } => commands::list(dir, &mut streams),
