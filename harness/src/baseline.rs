@@ -203,7 +203,8 @@ impl Baseline {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
+/// Reads a results file (summary.json, a baseline) of at most [`MAX_RESULTS_BYTES`].
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, String> {
     crate::source::read_at_most(path, MAX_RESULTS_BYTES).map_err(|e| match e {
         crate::diagnostic::FileError::TooLarge { .. } => {
             format!("{}: larger than {MAX_RESULTS_BYTES} bytes", path.display())
@@ -379,18 +380,7 @@ impl Comparison {
                 },
             ]);
         }
-        let widths: Vec<usize> = (0..8)
-            .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-            .collect();
-        for r in &rows {
-            let cells: Vec<String> = r
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
-            let _ = writeln!(s, "{}", cells.join("  ").trim_end());
-        }
-        s
+        s + &crate::commands::table_text(&rows)
     }
 }
 

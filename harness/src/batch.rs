@@ -190,7 +190,12 @@ pub fn run(
     }
     let summary = runner::summary_json(&records);
     let table = table_text(&records);
-    let files = [
+    let comparison = options
+        .baseline
+        .as_ref()
+        .map(|(b, tol)| baseline::compare(b, &records, tol));
+    let comparison_text = comparison.as_ref().map(baseline::Comparison::text);
+    let mut files = vec![
         ("summary.json", summary.clone()),
         (
             "summary.txt",
@@ -200,6 +205,9 @@ pub fn run(
         ("junit.xml", crate::report::junit(&records)),
         ("report.html", crate::html::run_report(&records)),
     ];
+    if let Some(text) = &comparison_text {
+        files.push(("baseline.txt", text.clone()));
+    }
     let written = files
         .iter()
         .try_for_each(|(name, text)| runner::write_atomically(&dir.join(name), text.as_bytes()));
@@ -207,21 +215,11 @@ pub fn run(
         writeln!(err, "{}: cannot write the results: {e}", dir.display())?;
         return Ok(Exit::BadInput);
     }
-    let comparison = options
-        .baseline
-        .as_ref()
-        .map(|(b, tol)| baseline::compare(b, &records, tol));
-    if let Some(c) = &comparison
-        && let Err(e) = runner::write_atomically(&dir.join("baseline.txt"), c.text().as_bytes())
-    {
-        writeln!(err, "{}: cannot write the results: {e}", dir.display())?;
-        return Ok(Exit::BadInput);
-    }
     match options.format {
         Format::Text => {
             out.write_all(table.as_bytes())?;
-            if let Some(c) = &comparison {
-                out.write_all(c.text().as_bytes())?;
+            if let Some(text) = &comparison_text {
+                out.write_all(text.as_bytes())?;
             }
             writeln!(out, "results in {}", dir.display())?;
         }
@@ -292,10 +290,7 @@ fn coverage_table(records: &[Record]) -> String {
 }
 
 fn table_text(records: &[Record]) -> String {
-    let mut out = Vec::new();
-    // Writing into a vector cannot fail.
-    let _ = crate::commands::write_table(&mut out, &runner::table(records));
-    let mut s = String::from_utf8_lossy(&out).into_owned();
+    let mut s = crate::commands::table_text(&runner::table(records));
     for r in records.iter().filter(|r| r.verdict != RunVerdict::Pass) {
         s.push_str(&format!("\n{} seed {} ({}):\n", r.scenario, r.seed, r.file));
         for line in crate::report::failure_lines(r, 10) {

@@ -229,6 +229,14 @@ fn report_errors(errors: &[FileError], err: &mut impl Write) -> io::Result<bool>
 }
 
 /// Writes rows with every column but the last padded to a common width, two spaces apart.
+/// [`write_table`] into a string.
+pub(crate) fn table_text<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut out = Vec::new();
+    // Writing into a vector cannot fail, and every cell is a `String`, so the bytes are UTF-8.
+    let _ = write_table(&mut out, rows);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 pub(crate) fn write_table<const N: usize>(
     out: &mut impl Write,
     rows: &[[String; N]],

@@ -356,7 +356,7 @@ struct CompareFile<'a> {
     variants: &'a [Row],
 }
 
-fn header() -> Vec<String> {
+fn header() -> [String; 14] {
     [
         "variant",
         "runs",
@@ -374,11 +374,10 @@ fn header() -> Vec<String> {
         "deliveries/msg",
     ]
     .map(str::to_owned)
-    .to_vec()
 }
 
-fn cells(r: &Row) -> Vec<String> {
-    vec![
+fn cells(r: &Row) -> [String; 14] {
+    [
         r.variant.clone(),
         r.runs.to_string(),
         r.failed_runs.to_string(),
@@ -403,19 +402,7 @@ fn cells(r: &Row) -> Vec<String> {
 pub fn table(rows: &[Row]) -> String {
     let mut all = vec![header()];
     all.extend(rows.iter().map(cells));
-    let widths: Vec<usize> = (0..all[0].len())
-        .map(|i| all.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut s = String::new();
-    for r in &all {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(s, "{}", line.join("  ").trim_end());
-    }
-    s
+    crate::commands::table_text(&all)
 }
 
 fn page(name: &str, path: &Path, seeds: u64, rows: &[Row]) -> String {

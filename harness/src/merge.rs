@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::baseline::MAX_RESULTS_BYTES;
 use crate::exit::Exit;
 use crate::runner::write_atomically;
 
@@ -48,12 +47,7 @@ pub fn merge(
 
 fn read_runs(dir: &Path) -> Result<(String, Vec<Value>), String> {
     let path = dir.join("summary.json");
-    let bytes = crate::source::read_at_most(&path, MAX_RESULTS_BYTES).map_err(|e| match e {
-        crate::diagnostic::FileError::TooLarge { .. } => {
-            format!("{}: larger than {MAX_RESULTS_BYTES} bytes", path.display())
-        }
-        e => e.to_string(),
-    })?;
+    let bytes = crate::baseline::read(&path)?;
     let v: Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
     let version = v["mqsim"].as_str().unwrap_or_default().to_owned();
