@@ -188,12 +188,32 @@ struct Bound {
 
 impl Bound {
     fn new(f: &Facts<'_>, walked: &Walked, d: u16) -> Bound {
-        let mut sent: Vec<u64> = f
-            .msgs
-            .iter()
-            .filter(|m| m.destination == d && m.invoke != NONE && !m.aborted())
-            .map(|m| f.at(m.invoke))
-            .collect();
+        let mut sent: Vec<u64> = Vec::new();
+        for (m, msg) in f.msgs.iter().enumerate() {
+            if msg.destination != d || msg.invoke == NONE || msg.aborted() {
+                continue;
+            }
+            sent.push(f.at(msg.invoke));
+            // A retried publish may have been stored more than once (the first attempt's reply
+            // was lost and the retry carried no dedup id), and each copy takes room: every
+            // later attempt counts as another message sent, which keeps the bound an upper
+            // bound whether or not the copy was stored.
+            if msg.attempts > 1 {
+                for i in f.timeline(m) {
+                    if i != msg.invoke
+                        && matches!(
+                            f.entries[i as usize].what,
+                            What::Invoke {
+                                op: Op::Publish,
+                                ..
+                            }
+                        )
+                    {
+                        sent.push(f.at(i));
+                    }
+                }
+            }
+        }
         sent.sort_unstable();
         let own = |sub: u16| f.plan.subs_of(d).contains(&sub);
         let mut finals: Vec<u64> = walked

@@ -5,7 +5,8 @@
 //! delivery per subscription, its leases, and when it became final.
 
 use crate::sim::history::{BrokerEvent, Op, What};
-use crate::sim::plan::SubIndex;
+use crate::sim::ids::NO_MSG;
+use crate::sim::plan::{Process, SubIndex};
 
 use super::facts::{Facts, Msg, NONE};
 use super::settings::{DeliveryMode, Settings};
@@ -41,7 +42,8 @@ pub struct FirstDelivery {
 /// What the walk hands on to the other checkers.
 #[derive(Debug, Default)]
 pub struct Walked {
-    /// Every message's first delivery in each subscription of its own destination.
+    /// Every message's first delivery in each subscription of its own destination, unless the
+    /// broker counted it as a redelivery.
     pub first_deliveries: Vec<FirstDelivery>,
     /// Every lease, in subscriptions whose destination needs them (FIFO groups or a bound
     /// that was hit).
@@ -71,6 +73,29 @@ struct Walk {
     recent: [(u32, u64); 2],
     final_ns: u64,
     too_many_reported: bool,
+}
+
+impl Walk {
+    /// The walks of two copies of one message combined into the message's: deliveries and
+    /// effects add up, and it is done when either copy is.
+    fn merge(self, o: Walk) -> Walk {
+        let earliest = |a: Option<(u64, u32)>, b: Option<(u64, u32)>| match (a, b) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        Walk {
+            deliveries: self.deliveries + o.deliveries,
+            applied: self.applied + o.applied,
+            completed: self.completed || o.completed,
+            acked: earliest(self.acked, o.acked),
+            final_event: self.final_event.or(o.final_event),
+            dead_lettered: self.dead_lettered.or(o.dead_lettered),
+            failures: self.failures + o.failures,
+            last_delivery: self.last_delivery.max(o.last_delivery),
+            final_ns: self.final_ns.min(o.final_ns),
+            ..self
+        }
+    }
 }
 
 /// How far ahead of the first entry of the message it walks the walk reads the entries (and
@@ -128,12 +153,62 @@ pub fn check(
                 subs.push(sub);
             }
         }
+        // Only a message published more than once can have been stored more than once.
+        let copies = if msg.attempts > 1 {
+            Copies::of(f, m)
+        } else {
+            Copies::default()
+        };
         for &sub in &subs {
             let own = s.sub_destination.get(usize::from(sub)) == Some(&msg.destination);
             let needs = own && needs_leases.get(usize::from(msg.destination)) == Some(&true);
-            let w = walk(f, s, m, msg, sub, own, needs, out, counts, &mut walked);
+            let w = if copies.ids.len() > 1 {
+                // Each stored copy has its own leases, acks and delivery count, so the checks
+                // between deliveries run per copy; loss and duplicates are judged for the
+                // message, over all its copies. Each copy took room in the destination until
+                // it was final, which backpressure counts.
+                let mut merged: Option<Walk> = None;
+                for (k, &c) in copies.ids.iter().enumerate() {
+                    let only = Some((c, copies.owners.as_slice(), k == 0));
+                    let w = walk(
+                        f,
+                        s,
+                        m,
+                        msg,
+                        sub,
+                        own,
+                        needs,
+                        only,
+                        out,
+                        counts,
+                        &mut walked,
+                    );
+                    if needs {
+                        walked.finals.push((sub, m as u32, w.final_ns));
+                    }
+                    merged = Some(match merged {
+                        None => w,
+                        Some(a) => a.merge(w),
+                    });
+                }
+                merged.unwrap_or_default()
+            } else {
+                walk(
+                    f,
+                    s,
+                    m,
+                    msg,
+                    sub,
+                    own,
+                    needs,
+                    None,
+                    out,
+                    counts,
+                    &mut walked,
+                )
+            };
             finish(f, s, drained, msg, sub, own, &w, out, counts);
-            if needs {
+            if needs && copies.ids.len() <= 1 {
                 walked.finals.push((sub, m as u32, w.final_ns));
             }
         }
@@ -185,6 +260,60 @@ fn publish_checks(f: &Facts<'_>, msg: &Msg, m: usize, out: &mut Findings, counts
     }
 }
 
+/// The broker copies of a message stored more than once (a producer's retry of a publish
+/// that had in fact been stored, without a dedup id): their broker ids in the order the
+/// history first shows them, and for each entry of the message's timeline, the copy it is
+/// about. Entries that name no broker id (effects, acks) are about the copy last delivered to
+/// their process.
+#[derive(Debug, Default)]
+struct Copies {
+    ids: Vec<u64>,
+    owners: Vec<u64>,
+}
+
+impl Copies {
+    fn of(f: &Facts<'_>, m: usize) -> Copies {
+        let mut c = Copies::default();
+        let mut latest: Vec<(Process, u64)> = Vec::new();
+        for i in f.timeline(m) {
+            let e = &f.entries[i as usize];
+            let named = match e.what {
+                What::Deliver { broker_msg, .. } | What::Broker { broker_msg, .. } => broker_msg,
+                What::Ok {
+                    op: Op::Publish,
+                    broker_msg,
+                    ..
+                } => broker_msg,
+                _ => NO_MSG,
+            };
+            let owner = if named != NO_MSG {
+                if !c.ids.contains(&named) {
+                    c.ids.push(named);
+                }
+                if matches!(e.what, What::Deliver { .. }) {
+                    match latest.iter_mut().find(|(p, _)| *p == e.process) {
+                        Some(l) => l.1 = named,
+                        None => latest.push((e.process, named)),
+                    }
+                }
+                named
+            } else {
+                latest
+                    .iter()
+                    .find(|(p, _)| *p == e.process)
+                    .map_or(NO_MSG, |l| l.1)
+            };
+            c.owners.push(owner);
+        }
+        c
+    }
+}
+
+/// Which copy a walk is limited to: its broker id, the owners of the timeline's entries
+/// ([`Copies::owners`]), and whether it is the first copy (whose first delivery is the
+/// message's, for ordering).
+type Only<'a> = Option<(u64, &'a [u64], bool)>;
+
 #[allow(clippy::too_many_arguments)]
 fn walk(
     f: &Facts<'_>,
@@ -194,6 +323,7 @@ fn walk(
     sub: SubIndex,
     own: bool,
     needs_leases: bool,
+    only: Only<'_>,
     out: &mut Findings,
     counts: &mut Counts,
     walked: &mut Walked,
@@ -210,8 +340,13 @@ fn walk(
     };
     let mut open_lease: Option<usize> = None;
     let id = msg.id;
-    for i in f.timeline(m) {
+    for (k, i) in f.timeline(m).enumerate() {
         if f.sub_at(i) != sub {
+            continue;
+        }
+        if let Some((copy, owners, _)) = only
+            && owners.get(k).is_some_and(|&o| o != copy)
+        {
             continue;
         }
         let at = f.at(i);
@@ -278,7 +413,13 @@ fn walk(
                     }
                 }
                 if own && let Some(d) = dest {
-                    if w.deliveries == 1 {
+                    // A first delivery in the history that the broker counts as a later
+                    // one is a redelivery (the consumer that took the first crashed before
+                    // it could record it), and ordering does not judge redeliveries.
+                    if w.deliveries == 1
+                        && delivery_count <= 1
+                        && only.is_none_or(|(_, _, first)| first)
+                    {
                         walked.first_deliveries.push(FirstDelivery {
                             sub,
                             msg: m as u32,
@@ -286,22 +427,23 @@ fn walk(
                             lo_ns: lo,
                             hi_ns: at,
                         });
-                        if d.delay_ms > 0
-                            && msg.invoke != NONE
-                            && at.saturating_add(slack)
-                                < f.at(msg.invoke).saturating_add(ms(d.delay_ms))
-                        {
-                            out.add(
-                                Invariant::Timing,
-                                "delivered-before-delay",
-                                format!(
-                                    "message {id} was delivered before its delay of {} ms ended",
-                                    d.delay_ms
-                                ),
-                                vec![id],
-                                vec![msg.invoke, i],
-                            );
-                        }
+                    }
+                    if w.deliveries == 1
+                        && d.delay_ms > 0
+                        && msg.invoke != NONE
+                        && at.saturating_add(slack)
+                            < f.at(msg.invoke).saturating_add(ms(d.delay_ms))
+                    {
+                        out.add(
+                            Invariant::Timing,
+                            "delivered-before-delay",
+                            format!(
+                                "message {id} was delivered before its delay of {} ms ended",
+                                d.delay_ms
+                            ),
+                            vec![id],
+                            vec![msg.invoke, i],
+                        );
                     }
                     if let Some(ttl) = d.message_ttl_ms
                         && msg.ok != NONE

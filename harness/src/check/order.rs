@@ -7,7 +7,7 @@ use crate::sim::history::NO_KEY;
 
 use super::facts::{Facts, NONE};
 use super::messages::{FirstDelivery, Walked};
-use super::settings::Settings;
+use super::settings::{DeliveryMode, Settings};
 use super::{Counts, Findings, Invariant};
 
 /// Runs the checks between messages.
@@ -18,7 +18,7 @@ pub fn check(
     out: &mut Findings,
     counts: &mut Counts,
 ) {
-    lost_before_successor(f, out);
+    lost_before_successor(f, s, out);
     ordering(f, s, walked, out, counts);
     fifo_exclusivity(f, s, walked, out);
 }
@@ -36,7 +36,17 @@ fn lane(f: &Facts<'_>, m: usize) -> Option<Lane> {
     Some((msg.producer, msg.key, msg.partition))
 }
 
-fn lost_before_successor(f: &Facts<'_>, out: &mut Findings) {
+/// Loss is allowed under at-most-once (a consumer whose receive timed out lost messages the
+/// broker had already delivered and completed), so a message whose destination is read only
+/// at-most-once is not judged.
+fn lost_before_successor(f: &Facts<'_>, s: &Settings, out: &mut Findings) {
+    let at_most_once = |destination: u16| {
+        destination != u16::MAX
+            && f.plan
+                .subs_of(destination)
+                .iter()
+                .all(|&sub| s.mode(sub) == DeliveryMode::AtMostOnce)
+    };
     // Per lane, the seen message sent last. Messages are in order of their first entry, their
     // publish invoke, so a later one in the same lane replaces an earlier one. Lanes are few
     // (producers times keys), so a map of them costs log(lanes) per message.
@@ -49,7 +59,7 @@ fn lost_before_successor(f: &Facts<'_>, out: &mut Findings) {
         }
     }
     for (m, msg) in f.msgs.iter().enumerate() {
-        if msg.seen || !msg.confirmed() {
+        if msg.seen || !msg.confirmed() || at_most_once(msg.destination) {
             continue;
         }
         let Some(&last) = lane(f, m).and_then(|lane| last_seen.get(&lane)) else {
