@@ -338,6 +338,36 @@ impl BrokerConfig {
         }
     }
 
+    /// Switches on the test-only defects named (kebab-case, as [`Defect::name`] spells them),
+    /// for configurations read from text such as scenario files. It exists in every build so
+    /// that a reader need not know how the broker was built: without the `defects` feature
+    /// there are no defects, and any name is refused with a message that says how to get them.
+    ///
+    /// [`Defect::name`]: crate::defect::Defect
+    pub fn switch_on_defects(&mut self, names: &[String]) -> Result<(), String> {
+        #[cfg(feature = "defects")]
+        for name in names {
+            match Defect::ALL.iter().find(|d| d.name() == name) {
+                Some(d) => self.defects.push(*d),
+                None => {
+                    let known: Vec<&str> = Defect::ALL.iter().map(|d| d.name()).collect();
+                    return Err(format!(
+                        "unknown defect `{name}`; expected one of {}",
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        #[cfg(not(feature = "defects"))]
+        if let Some(name) = names.first() {
+            return Err(format!(
+                "`{name}`: this build has no test-only defects; build mqsim with \
+                 `--features defects` to run them"
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether the broker runs with defect `d`.
     #[cfg(feature = "defects")]
     pub fn has_defect(&self, d: Defect) -> bool {
@@ -562,6 +592,27 @@ impl DestinationConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defects_are_switched_on_by_name_only_in_a_build_that_has_them() {
+        let mut c = BrokerConfig::new(Durability::Always, Vec::new());
+        assert_eq!(c.switch_on_defects(&[]), Ok(()));
+        let named = ["dead-letter-early".to_owned()];
+        #[cfg(feature = "defects")]
+        {
+            assert_eq!(c.switch_on_defects(&named), Ok(()));
+            assert!(c.has_defect(Defect::DeadLetterEarly));
+            let err = c
+                .switch_on_defects(&["eat-messages".to_owned()])
+                .unwrap_err();
+            assert!(err.starts_with("unknown defect `eat-messages`"), "{err}");
+        }
+        #[cfg(not(feature = "defects"))]
+        {
+            let err = c.switch_on_defects(&named).unwrap_err();
+            assert!(err.contains("--features defects"), "{err}");
+        }
+    }
 
     #[test]
     fn backoff_grows_exponentially_up_to_the_cap() {

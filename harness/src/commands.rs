@@ -35,6 +35,23 @@ pub fn run<O: Write, E: Write>(
     batch::run(&scenarios, options, &mut io.out, &mut io.err)
 }
 
+/// `mqsim explore`: loads every scenario, then explores each (see [`crate::explore`]).
+pub fn explore<O: Write, E: Write>(
+    paths: &[PathBuf],
+    options: &crate::explore::Options,
+    io: &mut Streams<O, E>,
+) -> io::Result<Exit> {
+    let (scenarios, errors) = load_all(paths);
+    if report_errors(&errors, &mut io.err)? {
+        return Ok(Exit::BadInput);
+    }
+    if scenarios.is_empty() {
+        writeln!(io.err, "no scenario files found")?;
+        return Ok(Exit::BadInput);
+    }
+    crate::explore::explore(&scenarios, options, &mut io.out, &mut io.err)
+}
+
 /// `mqsim replay`: see [`batch::replay`].
 pub fn replay<O: Write, E: Write>(target: &Path, io: &mut Streams<O, E>) -> io::Result<Exit> {
     batch::replay(target, &mut io.out, &mut io.err)

@@ -17,6 +17,7 @@ pub mod diagnostic;
 pub mod discover;
 pub mod driver;
 pub mod exit;
+pub mod explore;
 pub mod html;
 pub mod merge;
 pub mod net;

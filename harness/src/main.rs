@@ -60,6 +60,33 @@ enum Command {
         #[arg(long, value_name = "I/N")]
         shard: Option<batch::Shard>,
     },
+    /// Explore: for each seed, draw a fault schedule and workload variation within the
+    /// scenario's `explore` bounds, run and check it; shrink the first failure of each scenario
+    /// to a minimal scenario file that reproduces it (written to the results directory).
+    Explore {
+        /// Scenario files, or directories whose *.yaml and *.yml files are used (not recursive).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Seeds per scenario: its own seed and the next N-1 (at most 100000).
+        #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        seeds: u64,
+        /// Stop starting new seeds after this much wall-clock time, such as 60s or 10m.
+        #[arg(long, value_name = "TIME", value_parser = parse_budget)]
+        budget: Option<std::time::Duration>,
+        /// Simulations to run at once (default: the number of CPUs).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: Option<u64>,
+        /// Explore only shard I of N of the seeds (1-based); `mqsim merge` combines the shards'
+        /// results directories.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<batch::Shard>,
+        /// The results directory (default: results/explore-<unix seconds>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Most runs shrinking one failure may take.
+        #[arg(long, default_value_t = 200, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=10_000))]
+        shrink_runs: u32,
+    },
     /// Combine the results directories of `run --shard` (or of any runs) into one, as if one
     /// run had made them all.
     Merge {
@@ -234,6 +261,15 @@ impl ClientAction {
     }
 }
 
+/// A wall-clock budget written as a duration with a unit (`90s`, `10m`, `1h`).
+fn parse_budget(text: &str) -> Result<std::time::Duration, String> {
+    let d = mqsim_harness::scenario::HumanDuration::parse(text)?;
+    if d.as_ms() == 0 {
+        return Err("a budget must be more than 0".into());
+    }
+    Ok(std::time::Duration::from_millis(d.as_ms()))
+}
+
 /// `--jobs`, or as many as there are CPUs.
 fn jobs_or_cpus(jobs: Option<u64>) -> usize {
     jobs.map_or_else(
@@ -333,6 +369,25 @@ fn main() -> ExitCode {
         Command::Baseline {
             action: BaselineAction::Save { results, out },
         } => commands::save_baseline(results.as_deref(), out, &mut streams),
+        Command::Explore {
+            paths,
+            seeds,
+            budget,
+            jobs,
+            shard,
+            out,
+            shrink_runs,
+        } => {
+            let options = mqsim_harness::explore::Options {
+                seeds: *seeds,
+                budget: *budget,
+                jobs: jobs_or_cpus(*jobs),
+                shard: *shard,
+                out: out.clone(),
+                shrink_runs: *shrink_runs,
+            };
+            commands::explore(paths, &options, &mut streams)
+        }
         Command::Merge { dirs, out } => {
             mqsim_harness::merge::merge(dirs, out, &mut streams.out, &mut streams.err)
         }

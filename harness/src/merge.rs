@@ -45,6 +45,40 @@ pub fn merge(
     }
 }
 
+/// The reproducers an exploration wrote (`mqsim explore`'s summaries have them; a run's do
+/// not), each with its directory.
+fn read_reproducers(dir: &Path) -> Result<Vec<(Value, PathBuf)>, String> {
+    let path = dir.join("summary.json");
+    let bytes = crate::baseline::read(&path)?;
+    let v: Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    Ok(v["reproducers"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|r| (r.clone(), dir.to_path_buf()))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Copies `name`, a file beside a summary in `dir`, to `out`, refusing a name that is a path.
+fn copy_beside(dir: &Path, name: &str, out: &Path) -> Result<(), String> {
+    // The name is the run's own (`<stem>.seed-<n>.history.jsonl`, `<stem>.seed-<n>.minimal.yaml`);
+    // a path in it would reach outside the directories being merged.
+    if Path::new(name).file_name() != Some(std::ffi::OsStr::new(name)) {
+        return Err(format!(
+            "{}: file `{name}` is not a plain file name",
+            dir.display()
+        ));
+    }
+    let (from, to) = (dir.join(name), out.join(name));
+    if from != to {
+        std::fs::copy(&from, &to).map_err(|e| format!("{}: cannot copy: {e}", from.display()))?;
+    }
+    Ok(())
+}
+
 fn read_runs(dir: &Path) -> Result<(String, Vec<Value>), String> {
     let path = dir.join("summary.json");
     let bytes = crate::baseline::read(&path)?;
@@ -94,26 +128,34 @@ fn merge_runs(dirs: &[PathBuf], out: &Path) -> Result<Vec<Value>, String> {
         .map_err(|e| format!("{}: cannot create the directory: {e}", out.display()))?;
     for (run, dir) in &all {
         if let Some(name) = run["history_file"].as_str() {
-            // The name is the run's own (`<stem>.seed-<n>.history.jsonl`); a path in it would
-            // reach outside the directories being merged.
-            if Path::new(name).file_name() != Some(std::ffi::OsStr::new(name)) {
-                return Err(format!(
-                    "{}: history file `{name}` is not a plain file name",
-                    dir.display()
-                ));
-            }
-            let (from, to) = (dir.join(name), out.join(name));
-            if from != to {
-                std::fs::copy(&from, &to)
-                    .map_err(|e| format!("{}: cannot copy: {e}", from.display()))?;
-            }
+            copy_beside(dir, name, out)?;
         }
     }
+    let mut reproducers = Vec::new();
+    for dir in dirs {
+        for (p, dir) in read_reproducers(dir)? {
+            if let Some(name) = p["reproducer_file"].as_str() {
+                copy_beside(&dir, name, out)?;
+            }
+            reproducers.push(p);
+        }
+    }
+    reproducers.sort_by_key(key);
     let runs: Vec<Value> = all.into_iter().map(|(r, _)| r).collect();
-    let summary = serde_json::json!({
-        "mqsim": version.unwrap_or_default(),
-        "runs": runs,
-    });
+    // An exploration's shards each shrink their own first failure, so the merged list is
+    // theirs together; the runs alone are what equals an unsharded exploration.
+    let summary = if reproducers.is_empty() {
+        serde_json::json!({
+            "mqsim": version.unwrap_or_default(),
+            "runs": runs,
+        })
+    } else {
+        serde_json::json!({
+            "mqsim": version.unwrap_or_default(),
+            "runs": runs,
+            "reproducers": reproducers,
+        })
+    };
     let text = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
     write_atomically(&out.join("summary.json"), text.as_bytes())
         .map_err(|e| format!("{}: cannot write: {e}", out.display()))?;

@@ -68,6 +68,7 @@ catalogue! {
     dedup_window => "dedup-window",
     delay_queue => "delay-queue",
     delivery_semantics => "delivery-semantics",
+    explore_orders => "explore-orders",
     fifo_groups => "fifo-groups",
     lag_spike => "lag-spike",
     partition_consumers => "partition-consumers",

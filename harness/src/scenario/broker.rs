@@ -39,6 +39,11 @@ pub struct BrokerDoc {
     pub durability: Option<DurabilityDoc>,
     /// Queues and topics, created when the broker starts.
     pub destinations: Vec<DestinationDoc>,
+    /// Test-only deliberate bugs to run the broker with (`confirm-before-sync`,
+    /// `dead-letter-early`, ...; see broker/src/defect.rs), for showing that a check or an
+    /// exploration catches them. Only an mqsim built with `--features defects` accepts them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defects: Vec<String>,
 }
 
 /// A profile's name.
@@ -271,13 +276,17 @@ impl BrokerDoc {
             Some(DurabilityDoc::Always) => Durability::Always,
             None => profile.map_or(Durability::Always, |p| p.durability),
         };
-        BrokerConfig::new(
+        let mut config = BrokerConfig::new(
             durability,
             self.destinations
                 .iter()
                 .map(|d| d.to_config(profile))
                 .collect(),
-        )
+        );
+        // A name this build cannot switch on is reported by validation (`errors.rs`), which
+        // asks again; here it is left out so that conversion stays infallible.
+        let _ = config.switch_on_defects(&self.defects);
+        config
     }
 }
 

@@ -69,7 +69,21 @@ pub(crate) fn validate(doc: &ScenarioDoc, spec: &ClusterSpec) -> Result<(), Path
             ));
         }
     }
+    for (i, name) in doc.broker.defects.iter().enumerate() {
+        let at = || YamlPath::parse("broker").key("defects").index(i);
+        if doc.broker.defects[..i].contains(name) {
+            return Err(PathError::new(at(), format!("`{name}` is listed twice")));
+        }
+        mqsim_broker::BrokerConfig::new(mqsim_broker::Durability::None, Vec::new())
+            .switch_on_defects(std::slice::from_ref(name))
+            .map_err(|e| PathError::new(at(), e))?;
+    }
     spec.validate().map_err(|e| spec_error(doc, spec, e))?;
+    if let Some(explore) = &doc.explore {
+        explore.check(doc.duration).map_err(|(key, message)| {
+            PathError::new(YamlPath::parse("explore").key(key), message)
+        })?;
+    }
     validate_expect(doc)
 }
 

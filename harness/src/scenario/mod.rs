@@ -15,6 +15,7 @@ mod broker;
 mod convert;
 mod errors;
 mod expect;
+mod explore;
 mod format;
 mod locate;
 pub mod schema;
@@ -24,6 +25,9 @@ pub use bound::Bound;
 pub use broker::{BrokerDoc, DestinationDoc, DurabilityDoc, GroupDoc, ProfileName, RetryDoc};
 pub use expect::{
     CountBounds, CountName, Expect, InvariantName, Judgement, MetricBounds, MetricName,
+};
+pub use explore::{
+    ExploreDoc, FactorRange, FaultKindName, MAX_EXPLORE_FAULTS, MAX_RATE_FACTOR, TargetName,
 };
 pub use format::{
     ClientDoc, ConsumerDoc, CrashDoc, DrainDoc, FaultDoc, FaultKindDoc, KeySkewDoc, KeysDoc,
@@ -99,6 +103,10 @@ pub struct ScenarioDoc {
     /// What must hold.
     #[serde(default)]
     pub expect: Expect,
+    /// The bounds `mqsim explore` draws faults and workload variations within; `mqsim run`
+    /// ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explore: Option<ExploreDoc>,
 }
 
 fn default_seed() -> u64 {
@@ -124,6 +132,8 @@ pub struct Scenario {
     pub expect: Expect,
     /// The broker section as written, so that a comparison can apply another profile.
     pub broker: BrokerDoc,
+    /// The whole file as read, so that exploration can vary it and write variations back out.
+    pub doc: ScenarioDoc,
 }
 
 impl Scenario {
@@ -145,12 +155,13 @@ impl Scenario {
         let spec = doc.to_spec();
         errors::validate(&doc, &spec).map_err(|e| e.locate(text))?;
         Ok(Scenario {
-            name: doc.name,
-            description: doc.description,
+            name: doc.name.clone(),
+            description: doc.description.clone(),
             seed: doc.seed,
             spec,
-            expect: doc.expect,
-            broker: doc.broker,
+            expect: doc.expect.clone(),
+            broker: doc.broker.clone(),
+            doc,
         })
     }
 
