@@ -106,18 +106,9 @@ pub fn run(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> io::Result<Exit> {
-    let dir = match &options.out {
-        Some(d) => d.clone(),
-        None => timestamped_dir("run"),
-    };
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        writeln!(
-            err,
-            "{}: cannot create the results directory: {e}",
-            dir.display()
-        )?;
+    let Some(dir) = results_dir(options.out.as_deref(), "run", err)? else {
         return Ok(Exit::BadInput);
-    }
+    };
     let jobs: Vec<Job<'_>> = files
         .iter()
         .flat_map(|file| {
@@ -237,6 +228,25 @@ pub fn run(
     } else {
         Exit::Pass
     })
+}
+
+/// The results directory, `out` or else `results/<what>-<unix seconds>`, created; `None`
+/// (after saying why on `err`) when it cannot be.
+pub fn results_dir(
+    out: Option<&Path>,
+    what: &str,
+    err: &mut impl Write,
+) -> io::Result<Option<PathBuf>> {
+    let dir = out.map_or_else(|| timestamped_dir(what), Path::to_path_buf);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        writeln!(
+            err,
+            "{}: cannot create the results directory: {e}",
+            dir.display()
+        )?;
+        return Ok(None);
+    }
+    Ok(Some(dir))
 }
 
 /// `results/<what>-<unix seconds>`, the default results directory.

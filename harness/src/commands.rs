@@ -24,15 +24,24 @@ pub fn run<O: Write, E: Write>(
     options: &batch::Options,
     io: &mut Streams<O, E>,
 ) -> io::Result<Exit> {
+    match load_batch(paths, &mut io.err)? {
+        Some(scenarios) => batch::run(&scenarios, options, &mut io.out, &mut io.err),
+        None => Ok(Exit::BadInput),
+    }
+}
+
+/// Every scenario of a batch, or `None` (after saying why on `err`) when one is broken or
+/// there are none: a batch with a broken scenario in it does not start.
+fn load_batch(paths: &[PathBuf], err: &mut impl Write) -> io::Result<Option<Vec<ScenarioFile>>> {
     let (scenarios, errors) = load_all(paths);
-    if report_errors(&errors, &mut io.err)? {
-        return Ok(Exit::BadInput);
+    if report_errors(&errors, err)? {
+        return Ok(None);
     }
     if scenarios.is_empty() {
-        writeln!(io.err, "no scenario files found")?;
-        return Ok(Exit::BadInput);
+        writeln!(err, "no scenario files found")?;
+        return Ok(None);
     }
-    batch::run(&scenarios, options, &mut io.out, &mut io.err)
+    Ok(Some(scenarios))
 }
 
 /// `mqsim explore`: loads every scenario, then explores each (see [`crate::explore`]).
@@ -41,15 +50,10 @@ pub fn explore<O: Write, E: Write>(
     options: &crate::explore::Options,
     io: &mut Streams<O, E>,
 ) -> io::Result<Exit> {
-    let (scenarios, errors) = load_all(paths);
-    if report_errors(&errors, &mut io.err)? {
-        return Ok(Exit::BadInput);
+    match load_batch(paths, &mut io.err)? {
+        Some(scenarios) => crate::explore::explore(&scenarios, options, &mut io.out, &mut io.err),
+        None => Ok(Exit::BadInput),
     }
-    if scenarios.is_empty() {
-        writeln!(io.err, "no scenario files found")?;
-        return Ok(Exit::BadInput);
-    }
-    crate::explore::explore(&scenarios, options, &mut io.out, &mut io.err)
 }
 
 /// `mqsim replay`: see [`batch::replay`].

@@ -216,18 +216,9 @@ pub fn explore(
     err: &mut impl Write,
 ) -> io::Result<Exit> {
     let started = Instant::now();
-    let dir = options
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::batch::timestamped_dir("explore"));
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        writeln!(
-            err,
-            "{}: cannot create the results directory: {e}",
-            dir.display()
-        )?;
+    let Some(dir) = crate::batch::results_dir(options.out.as_deref(), "explore", err)? else {
         return Ok(Exit::BadInput);
-    }
+    };
     // Seed-major order (every scenario's first seed, then every scenario's second...), so a
     // budget spreads over the scenarios instead of spending itself on the first.
     let seeds = options.seeds.min(MAX_SEEDS);
