@@ -376,8 +376,16 @@ fn reproduce(
     let text = report::reproducer_text(&small, &failure, &run.file)?;
     runner::write_atomically(&path, text.as_bytes())
         .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
-    // Read back what was written, as `mqsim run` would, and run it.
+    // Read back what was written, as `mqsim run` would, and run it. Leaving out the defaults
+    // must not have changed what runs.
     let again = ScenarioFile::load(&path).map_err(|e| e.to_string())?;
+    if again.scenario.spec != small.to_spec() || again.scenario.expect != small.expect {
+        return Err(format!(
+            "{}: the written reproducer does not read back as the scenario that failed; \
+             this is a bug in mqsim explore",
+            path.display()
+        ));
+    }
     let mut o = runner::execute(
         &again.scenario.name,
         &again.path,

@@ -141,10 +141,13 @@ pub fn text(runs: &[ExploreRun], reproducers: &[Reproducer], wall: &Wall) -> Str
 }
 
 /// A reproducer's file: a comment saying where it came from and how to run it, then the
-/// scenario.
+/// scenario, without the keys left at their defaults as unset or empty (the caller checks
+/// that the file reads back to the same cluster).
 pub fn reproducer_text(doc: &ScenarioDoc, failure: &str, from: &str) -> Result<String, String> {
-    let yaml =
-        serde_norway::to_string(doc).map_err(|e| format!("cannot write the reproducer: {e}"))?;
+    let bad = |e: serde_norway::Error| format!("cannot write the reproducer: {e}");
+    let mut value = serde_norway::to_value(doc).map_err(bad)?;
+    strip(&mut value);
+    let yaml = serde_norway::to_string(&value).map_err(bad)?;
     let features = if doc.broker.defects.is_empty() {
         ""
     } else {
@@ -155,4 +158,26 @@ pub fn reproducer_text(doc: &ScenarioDoc, failure: &str, from: &str) -> Result<S
          # Reproduce: cargo run --release{features} -- run <this file>\n{yaml}",
         doc.seed
     ))
+}
+
+/// Removes, at every depth, mapping entries whose value is null, an empty list or an empty
+/// mapping: every such key of the format is optional with that very default.
+fn strip(value: &mut serde_norway::Value) {
+    use serde_norway::Value;
+    match value {
+        Value::Mapping(map) => {
+            for (_, v) in map.iter_mut() {
+                strip(v);
+            }
+            map.retain(|_, v| match v {
+                Value::Null => false,
+                Value::Sequence(s) => !s.is_empty(),
+                Value::Mapping(m) => !m.is_empty(),
+                _ => true,
+            });
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(strip),
+        Value::Tagged(tagged) => strip(&mut tagged.value),
+        _ => {}
+    }
 }
