@@ -271,7 +271,9 @@ impl Bound {
 /// A queue never holds more than `max_length` ready messages. At each confirm the messages
 /// certainly stored (confirmed a tick before) number at least that many, less those that may
 /// have left the ready set by a tick after (a receive got them, or the broker reported
-/// something about them); more than `max_length` is a violation, reported once per queue.
+/// something about them, or a receive whose outcome is unknown may have leased them: as many
+/// as it asked for, from its invoke until its lease would have run out, when the broker
+/// reports the expiry); more than `max_length` is a violation, reported once per queue.
 fn depth_bound(f: &Facts<'_>, s: &Settings, d: u16, max_length: u64, out: &mut Findings) {
     let mut oks: Vec<(u64, u32)> = Vec::new();
     let mut lefts: Vec<u64> = Vec::new();
@@ -282,10 +284,39 @@ fn depth_bound(f: &Facts<'_>, s: &Settings, d: u16, max_length: u64, out: &mut F
     if (oks.len() as u64) <= max_length {
         return;
     }
+    // (invoke time, lease end, most messages taken) of the destination's receives with
+    // unknown outcome.
+    let mut uncertain: Vec<(u64, u64, u64)> = f
+        .uncertain_receives
+        .iter()
+        .filter_map(|&i| match f.entries[i as usize].what {
+            What::Failed { invoke, .. } => f.entries.get(invoke as usize),
+            _ => None,
+        })
+        .filter(|e| {
+            matches!(e.what, What::Invoke { sub, .. }
+                if s.sub_destination.get(usize::from(sub)) == Some(&d))
+        })
+        .map(|e| {
+            let p = usize::from(e.process);
+            let lease_ns = s
+                .process_visibility_ms
+                .get(p)
+                .map_or(0, |ms| ms * 1_000_000);
+            let most = s.process_max_messages.get(p).copied().unwrap_or(0);
+            (e.at_ns, e.at_ns.saturating_add(lease_ns), most)
+        })
+        .collect();
+    // The same, by lease end: from then on, a message the receive took is either ready
+    // again or shown leaving by a broker event (its `left_ns`).
+    let mut returned: Vec<(u64, u64)> = uncertain.iter().map(|&(_, end, n)| (end, n)).collect();
     oks.sort_unstable();
     lefts.sort_unstable();
+    uncertain.sort_unstable();
+    returned.sort_unstable();
     let slack = s.slack_ns;
     let (mut stored, mut left) = (0usize, 0usize);
+    let (mut taken, mut back, mut unseen) = (0usize, 0usize, 0u64);
     for &(t, i) in &oks {
         while stored < oks.len() && oks[stored].0.saturating_add(slack) <= t {
             stored += 1;
@@ -293,7 +324,15 @@ fn depth_bound(f: &Facts<'_>, s: &Settings, d: u16, max_length: u64, out: &mut F
         while left < lefts.len() && lefts[left] <= t.saturating_add(slack) {
             left += 1;
         }
-        let least = stored.saturating_sub(left) as u64;
+        while taken < uncertain.len() && uncertain[taken].0 <= t.saturating_add(slack) {
+            unseen += uncertain[taken].2;
+            taken += 1;
+        }
+        while back < returned.len() && returned[back].0.saturating_add(slack) < t {
+            unseen = unseen.saturating_sub(returned[back].1);
+            back += 1;
+        }
+        let least = (stored.saturating_sub(left) as u64).saturating_sub(unseen);
         if least > max_length {
             out.add(
                 Invariant::Backpressure,

@@ -80,6 +80,9 @@ pub struct Facts<'h> {
     pub overflow_drops: Vec<u32>,
     /// The entry saying the drain timed out, if one does.
     pub drain_timed_out: Option<u32>,
+    /// Receives whose outcome is unknown (the `info` entries): the broker may have leased
+    /// messages to them that the history never shows delivered.
+    pub uncertain_receives: Vec<u32>,
 }
 
 impl<'h> Facts<'h> {
@@ -113,6 +116,7 @@ impl<'h> Facts<'h> {
         let mut foreign = Vec::new();
         let mut overflow_drops = Vec::new();
         let mut drain_timed_out = None;
+        let mut uncertain_receives = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             let i = i as u32;
             match e.what {
@@ -149,6 +153,11 @@ impl<'h> Facts<'h> {
                     What::Phase {
                         phase: Phase::DrainTimedOut,
                     } => drain_timed_out = Some(i),
+                    What::Failed {
+                        op: Op::Receive,
+                        completion: Completion::Info,
+                        ..
+                    } => uncertain_receives.push(i),
                     _ => {}
                 }
                 continue;
@@ -184,6 +193,7 @@ impl<'h> Facts<'h> {
             rejections,
             overflow_drops,
             drain_timed_out,
+            uncertain_receives,
         }
     }
 

@@ -76,6 +76,8 @@ pub struct Settings {
     pub length_binds: Vec<bool>,
     /// Per process: the lease length its receives ask for, in ms (consumers only; 0 else).
     pub process_visibility_ms: Vec<u64>,
+    /// Per process: the most messages one of its receives asks for (consumers only; 0 else).
+    pub process_max_messages: Vec<u64>,
 }
 
 impl Settings {
@@ -131,6 +133,13 @@ impl Settings {
                 if any { mode } else { DeliveryMode::AtLeastOnce }
             })
             .collect();
+        let process_max_messages = (0..plan.processes.len())
+            .map(|p| {
+                plan.consumer(p as u16)
+                    .and_then(|slot| spec.consumers.get(slot.spec))
+                    .map_or(0, |c| u64::from(c.max_messages))
+            })
+            .collect();
         let process_visibility_ms = (0..plan.processes.len())
             .map(|p| {
                 let Some(slot) = plan.consumer(p as u16) else {
@@ -170,6 +179,7 @@ impl Settings {
             sub_destination,
             sub_mode,
             process_visibility_ms,
+            process_max_messages,
         }
     }
 
