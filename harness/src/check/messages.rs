@@ -2,7 +2,8 @@
 //! touches, in recording order.
 //!
 //! Also gathered here, for the ordering and backpressure checks: each message's first
-//! delivery per subscription, its leases, and when it became final.
+//! delivery per subscription, its leases, when it became final, and how many messages each
+//! destination confirmed.
 
 use crate::sim::history::{BrokerEvent, Op, What};
 use crate::sim::ids::NO_MSG;
@@ -45,6 +46,8 @@ pub struct Walked {
     /// Every message's first delivery in each subscription of its own destination, unless the
     /// broker counted it as a redelivery.
     pub first_deliveries: Vec<FirstDelivery>,
+    /// Per destination, how many of its messages were confirmed.
+    pub confirmed: Vec<u64>,
     /// Every lease, in subscriptions whose destination needs them (FIFO groups or a bound
     /// that was hit).
     pub leases: Vec<Lease>,
@@ -115,7 +118,10 @@ pub fn check(
     out: &mut Findings,
     counts: &mut Counts,
 ) -> Walked {
-    let mut walked = Walked::default();
+    let mut walked = Walked {
+        confirmed: vec![0; s.destinations.len()],
+        ..Walked::default()
+    };
     for &i in &f.foreign {
         out.add(
             Invariant::NoCreation,
@@ -142,6 +148,11 @@ pub fn check(
             ahead += 1;
         }
         publish_checks(f, msg, m, out, counts);
+        if msg.confirmed()
+            && let Some(n) = walked.confirmed.get_mut(usize::from(msg.destination))
+        {
+            *n += 1;
+        }
         // The subscriptions to walk: those the message must reach, and any it showed up in
         // (a dead-letter queue's, say).
         subs.clear();
