@@ -1,6 +1,12 @@
 //! What one exploration seed varies, drawn with proptest strategies from the seed: the fault
-//! schedule (which kinds, when, how long, on which hosts) and the workload (the producers'
-//! rates, the number of consumers), within the scenario's `explore` bounds.
+//! mix and schedule (which kinds are on, how many events, when, how long, on which hosts) and
+//! the workload (the producers' rates, the number of consumers), within the scenario's
+//! `explore` bounds.
+//!
+//! The mix is swarm testing's: each seed switches on a random subset of the fault kinds and
+//! draws its events from those alone, so some seeds see only crashes and others only
+//! partitions and slow-downs, rather than every seed an even blend of everything, which makes
+//! interactions of a few kinds, and long stretches of one, more likely.
 //!
 //! A [`Variation`] is kept abstract (indexes and numbers, not host names) so that proptest can
 //! shrink it: removing a fault, lowering a rate or a consumer count always gives another valid
@@ -21,8 +27,8 @@ use crate::scenario::{
 /// has, so that a variation with fewer consumers still names hosts that exist.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultDraw {
-    /// Index into the bounds' fault kinds.
-    pub kind: usize,
+    /// Picks a kind among those the variation switched on (modulo their number).
+    pub kind: u32,
     /// Index into the bounds' target classes, then (divided by their number) into the class's
     /// hosts.
     pub target: u32,
@@ -35,6 +41,8 @@ pub struct FaultDraw {
 /// Everything one seed varies.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variation {
+    /// Which of the bounds' fault kinds are on: bit `k` for kind `k`, never none.
+    pub kinds_on: u32,
     pub faults: Vec<FaultDraw>,
     /// Each consumer entry's count.
     pub consumer_counts: Vec<u32>,
@@ -43,6 +51,17 @@ pub struct Variation {
 }
 
 impl Variation {
+    /// The fault kinds switched on, of `bounds`' kinds.
+    pub fn kinds(&self, bounds: &ExploreDoc) -> Vec<FaultKindName> {
+        bounds
+            .faults
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| self.kinds_on & (1 << k) != 0)
+            .map(|(_, kind)| *kind)
+            .collect()
+    }
+
     /// The rate factor.
     pub fn rate_factor(&self) -> f64 {
         f64::from(self.rate_permille) / 1000.0
@@ -57,9 +76,9 @@ impl Variation {
 pub fn strategy(doc: &ScenarioDoc, bounds: &ExploreDoc) -> BoxedStrategy<Variation> {
     let duration_ms = doc.duration.as_ms().max(1);
     let max_length_ms = bounds.max_fault_length_ms(duration_ms).max(1);
-    let kinds = bounds.faults.len().max(1);
+    let kinds = bounds.faults.len().clamp(1, 31);
     let fault = (
-        0..kinds,
+        any::<u32>(),
         any::<u32>(),
         0..duration_ms,
         1..=max_length_ms,
@@ -95,12 +114,18 @@ pub fn strategy(doc: &ScenarioDoc, bounds: &ExploreDoc) -> BoxedStrategy<Variati
         permille(bounds.rate_factor.min).max(1),
         permille(bounds.rate_factor.max).max(1),
     );
-    (faults, counts, low..=high.max(low))
-        .prop_map(|(faults, consumer_counts, rate_permille)| Variation {
-            faults,
-            consumer_counts,
-            rate_permille,
-        })
+    // Which kinds are on does not shrink: changing it changes every fault's kind at once,
+    // which would rarely keep a failure.
+    let kinds_on = (1u32..(1 << kinds)).no_shrink();
+    (faults, counts, low..=high.max(low), kinds_on)
+        .prop_map(
+            |(faults, consumer_counts, rate_permille, kinds_on)| Variation {
+                kinds_on,
+                faults,
+                consumer_counts,
+                rate_permille,
+            },
+        )
         .boxed()
 }
 
@@ -157,9 +182,10 @@ pub fn apply(
         c.count = *count;
     }
     let hosts = Hosts::of(&out);
+    let kinds = variation.kinds(bounds);
     out.faults = Vec::new();
     for f in &variation.faults {
-        let Some(new) = fault(f, bounds, &hosts, doc.duration.as_ms()) else {
+        let Some(new) = fault(f, &kinds, bounds, &hosts, doc.duration.as_ms()) else {
             continue;
         };
         // One window of a kind on a host at a time. Overlapping windows would compound (slow
@@ -235,8 +261,14 @@ impl Hosts {
 
 /// A drawn fault as the file writes it, or `None` when the variation has no host it can
 /// apply to (a slow-down with no consumers).
-fn fault(f: &FaultDraw, bounds: &ExploreDoc, hosts: &Hosts, duration_ms: u64) -> Option<FaultDoc> {
-    let kind = *bounds.faults.get(f.kind)?;
+fn fault(
+    f: &FaultDraw,
+    kinds: &[FaultKindName],
+    bounds: &ExploreDoc,
+    hosts: &Hosts,
+    duration_ms: u64,
+) -> Option<FaultDoc> {
+    let kind = *kinds.get((f.kind as usize) % kinds.len().max(1))?;
     // The class first, then a host in it: the broker is one host among many, and as likely
     // a target as all producers together, since it is where most faults matter.
     let classes: Vec<TargetName> = bounds

@@ -31,7 +31,9 @@ use crate::check::{Invariant, Verdict};
 use crate::coverage::Coverage;
 use crate::exit::Exit;
 use crate::runner::{self, Counts, Outcome, RunVerdict, Violation};
-use crate::scenario::{Expect, ExploreDoc, Judgement, Scenario, ScenarioDoc, ScenarioFile};
+use crate::scenario::{
+    Expect, ExploreDoc, FaultKindName, Judgement, Scenario, ScenarioDoc, ScenarioFile,
+};
 
 /// Most seeds one invocation explores per scenario.
 pub const MAX_SEEDS: u64 = 100_000;
@@ -65,6 +67,8 @@ pub struct ExploreRun {
     /// What failed first: an invariant's name, or an expectation that did not hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// The fault kinds this seed switched on.
+    pub fault_kinds: Vec<FaultKindName>,
     /// Fault events drawn (and applied).
     pub faults: usize,
     /// Hosts in the cluster, the broker included.
@@ -192,6 +196,7 @@ fn explore_seed(file: &ScenarioFile, seed: u64) -> Result<ExploreRun, String> {
         seed,
         verdict: r.verdict,
         failure,
+        fault_kinds: variation.kinds(&bounds),
         faults: applied.faults.len(),
         hosts: hosts(&applied),
         rate_factor: variation.rate_factor(),

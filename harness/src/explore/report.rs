@@ -86,11 +86,12 @@ pub fn text(runs: &[ExploreRun], reproducers: &[Reproducer], wall: &Wall) -> Str
         for r in failed.iter().take(20) {
             let _ = writeln!(
                 s,
-                "  seed {}: {} {} ({} faults, {} hosts, rate x{})",
+                "  seed {}: {} {} ({} faults of {}, {} hosts, rate x{})",
                 r.seed,
                 r.verdict.label(),
                 r.failure.as_deref().unwrap_or("?"),
                 r.faults,
+                kinds(&r.fault_kinds),
                 r.hosts,
                 r.rate_factor
             );
@@ -138,6 +139,20 @@ pub fn text(runs: &[ExploreRun], reproducers: &[Reproducer], wall: &Wall) -> Str
         }
     );
     s
+}
+
+/// The kinds a seed switched on, as `crash+slow`.
+fn kinds(kinds: &[crate::scenario::FaultKindName]) -> String {
+    let names: Vec<String> = kinds
+        .iter()
+        .map(|k| {
+            serde_json::to_value(k)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        })
+        .collect();
+    names.join("+")
 }
 
 /// A reproducer's file: a comment saying where it came from and how to run it, then the

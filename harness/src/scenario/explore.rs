@@ -116,6 +116,11 @@ impl ExploreDoc {
                 "no fault kinds to draw from; list at least one or set `max_faults: 0`".into(),
             ));
         }
+        if let Some(k) =
+            (1..self.faults.len()).find(|&k| self.faults[..k].contains(&self.faults[k]))
+        {
+            return Err(("faults", format!("fault kind {k} is listed twice")));
+        }
         if self.max_faults > 0 && self.targets.is_empty() {
             return Err(("targets", "no hosts for faults to name".into()));
         }
