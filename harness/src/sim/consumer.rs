@@ -28,6 +28,7 @@ use super::plan::ConsumerSlot;
 use super::producer::drive;
 use super::spec::{ConsumerSpec, Processing};
 use crate::driver::{DriverExt, Outcome};
+use crate::net::{Clock, HostClock};
 
 /// Runs one consumer host until the simulation drops it.
 pub async fn run<D: DriverExt + 'static>(
@@ -43,6 +44,7 @@ pub async fn run<D: DriverExt + 'static>(
         // against its in-flight limit until they run out.
         id: ConsumerId((u64::from(slot.index) << 32) | u64::from(incarnation)),
         now: None,
+        clock: HostClock::start(),
         control,
         slot,
         driver,
@@ -95,6 +97,8 @@ struct Consumer<D> {
     spec: ConsumerSpec,
     rng: ChaCha8Rng,
     id: ConsumerId,
+    /// This incarnation's reading of the simulated time.
+    clock: HostClock,
     /// The simulated time, while it is known not to have moved: from a receive's answer until
     /// the first message whose handling may wait (the clock only moves when a task waits).
     now: Option<Time>,
@@ -105,7 +109,7 @@ impl<D: DriverExt + 'static> Consumer<D> {
     async fn receive(&mut self) -> Vec<(Delivery, u64, bool)> {
         let p = self.slot.process;
         self.control.wait_unpaused(p).await;
-        let now = self.control.now();
+        let now = self.clock.now();
         let call = Call::receive(self.slot.sub);
         let invoke = self.control.history.borrow_mut().invoke(now, p, call);
         let outcome = self
@@ -119,7 +123,7 @@ impl<D: DriverExt + 'static> Consumer<D> {
                 self.spec.ack_mode,
             )
             .await;
-        let now = self.control.now();
+        let now = self.clock.now();
         self.now = Some(now);
         let mut h = self.control.history.borrow_mut();
         match outcome {
@@ -185,7 +189,7 @@ impl<D: DriverExt + 'static> Consumer<D> {
                 let applied = self
                     .control
                     .apply_effect(sub, msg, self.spec.idempotent_sink);
-                let now = self.now.unwrap_or_else(|| self.control.now());
+                let now = self.now.unwrap_or_else(|| self.clock.now());
                 self.control
                     .history
                     .borrow_mut()
@@ -201,6 +205,7 @@ impl<D: DriverExt + 'static> Consumer<D> {
             }
         }
         let control = self.control.clone();
+        let clock = self.clock;
         let Some((op, receipt)) = settle else {
             done(&control, p);
             return None;
@@ -211,14 +216,14 @@ impl<D: DriverExt + 'static> Consumer<D> {
         let driver = self.driver.clone();
         let sub = self.slot.sub;
         // The invoke is recorded now, in processing order; the future only waits for the answer.
-        let now = control.now();
+        let now = clock.now();
         let invoke = control
             .history
             .borrow_mut()
             .invoke(now, p, Call::settle(op, msg, sub));
         Some(Settle::Nack(async move {
             let outcome = driver.nack(receipt, None).await;
-            let now = control.now();
+            let now = clock.now();
             let mut h = control.history.borrow_mut();
             match outcome {
                 Outcome::Ok(()) => h.ok(now, invoke, NO_MSG, 0, 0, 0),
@@ -238,7 +243,8 @@ impl<D: DriverExt + 'static> Consumer<D> {
         let control = self.control.clone();
         let driver = self.driver.clone();
         let (p, sub) = (self.slot.process, self.slot.sub);
-        let now = control.now();
+        let clock = self.clock;
+        let now = clock.now();
         let (invokes, receipts): (Vec<u32>, Vec<Receipt>) = {
             let mut h = control.history.borrow_mut();
             acks.into_iter()
@@ -250,7 +256,7 @@ impl<D: DriverExt + 'static> Consumer<D> {
                 return;
             }
             let outcome = driver.ack_batch(receipts).await;
-            let now = control.now();
+            let now = clock.now();
             let mut h = control.history.borrow_mut();
             match outcome {
                 Outcome::Ok(results) => {

@@ -29,6 +29,7 @@ use super::ids;
 use super::plan::ProducerSlot;
 use super::spec::{KeySkew, KeySpec, ProducerSpec, PublishRetry};
 use crate::driver::{DriverExt, Failure, Outcome};
+use crate::net::{Clock, HostClock};
 
 /// Runs one producer host until the simulation drops it.
 pub async fn run<D: DriverExt + 'static>(
@@ -37,6 +38,7 @@ pub async fn run<D: DriverExt + 'static>(
     driver: Rc<D>,
 ) -> turmoil::Result {
     let spec = control.spec.producers[slot.spec].clone();
+    let clock = HostClock::start();
     let p = slot.process;
     let state = control.proc(p);
     let mut rng = ids::rng(control.spec.seed, p, state.incarnation.get());
@@ -59,7 +61,7 @@ pub async fn run<D: DriverExt + 'static>(
         cursor => cursor,
     };
     // Messages due while this host was down were never attempted.
-    let started = control.now().as_nanos();
+    let started = clock.now().as_nanos();
     while intended < started && seq < limit {
         seq += 1;
         intended = schedule.next(intended);
@@ -68,7 +70,7 @@ pub async fn run<D: DriverExt + 'static>(
 
     while seq < limit && intended < end_ns && control.in_fault_phase() {
         let due = async {
-            let now = control.now().as_nanos();
+            let now = clock.now().as_nanos();
             if intended > now {
                 tokio::time::sleep(Duration::from_nanos(intended - now)).await;
             }
@@ -81,7 +83,7 @@ pub async fn run<D: DriverExt + 'static>(
         }
         // Every message due by now goes out in this wake-up's batch, in order, as far as the
         // window and a batch's bound allow.
-        let now = control.now().as_nanos();
+        let now = clock.now().as_nanos();
         let mut batch = Vec::new();
         loop {
             let id = ids::message_id(slot.index, seq as u32);
@@ -120,6 +122,7 @@ pub async fn run<D: DriverExt + 'static>(
         }
         in_flight.push(publish_batch(
             control.clone(),
+            clock,
             driver.clone(),
             destination.clone(),
             window_state.clone(),
@@ -152,13 +155,14 @@ struct Window {
 /// get a future of their own, so a batch that went through costs no future per message.
 async fn publish_batch<D: DriverExt>(
     control: Rc<Control>,
+    clock: HostClock,
     driver: Rc<D>,
     destination: Rc<str>,
     window: Rc<Window>,
     batch: Vec<(Attempts, PublishRequest)>,
 ) {
     let p = batch[0].0.slot.process;
-    let now = control.now();
+    let now = clock.now();
     let invokes: Vec<u32> = {
         let mut h = control.history.borrow_mut();
         batch
@@ -186,7 +190,7 @@ async fn publish_batch<D: DriverExt>(
         window.freed.notify_one();
     };
     // No time passes between the answer and these records: read the clock once.
-    let now = control.now();
+    let now = clock.now();
     let mut retries = Vec::new();
     for (((attempt, request), invoke), outcome) in batch.into_iter().zip(invokes).zip(outcomes) {
         if attempt.complete(&control, now, invoke, outcome) && attempt.retry.max_attempts > 1 {
@@ -194,7 +198,7 @@ async fn publish_batch<D: DriverExt>(
             let left = &left;
             retries.push(async move {
                 attempt
-                    .retry(control, &**driver, destination, request)
+                    .retry(control, clock, &**driver, destination, request)
                     .await;
                 left();
             });
@@ -258,6 +262,7 @@ impl Attempts {
     async fn retry<D: DriverExt>(
         &self,
         control: &Control,
+        clock: HostClock,
         driver: &D,
         destination: &str,
         request: PublishRequest,
@@ -277,11 +282,11 @@ impl Attempts {
                 return;
             }
             control.wait_unpaused(p).await;
-            let now = control.now();
+            let now = clock.now();
             let call = Call::publish(self.id, self.key, self.intended);
             let invoke = control.history.borrow_mut().invoke(now, p, call);
             let outcome = driver.publish(destination, request.clone()).await;
-            again = self.complete(control, control.now(), invoke, outcome);
+            again = self.complete(control, clock.now(), invoke, outcome);
         }
     }
 
