@@ -105,8 +105,9 @@ pub struct HostClock {
 }
 
 impl HostClock {
-    /// A clock for the host whose software is running now. Outside a host, as [`SimClock`],
-    /// it starts from zero.
+    /// A clock for the host whose software is running now. It must be made and read by that
+    /// software, inside the simulation: anywhere else the tokio clock it adds is not the one
+    /// turmoil advances, and the readings would not be simulated time.
     pub fn start() -> Self {
         HostClock {
             base: tokio::time::Instant::now(),
