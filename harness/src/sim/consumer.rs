@@ -28,6 +28,7 @@ use super::plan::ConsumerSlot;
 use super::producer::drive;
 use super::spec::{ConsumerSpec, Processing};
 use crate::driver::{DriverExt, Outcome};
+use crate::net::{Clock, HostClock};
 
 /// Runs one consumer host until the simulation drops it.
 pub async fn run<D: DriverExt + 'static>(
@@ -43,6 +44,7 @@ pub async fn run<D: DriverExt + 'static>(
         // against its in-flight limit until they run out.
         id: ConsumerId((u64::from(slot.index) << 32) | u64::from(incarnation)),
         now: None,
+        clock: HostClock::start(),
         control,
         slot,
         driver,
@@ -59,14 +61,22 @@ pub async fn run<D: DriverExt + 'static>(
         // prefetch stays a bound. Nacks are driven from this task while the next messages are
         // processed.
         let mut settling = FuturesUnordered::new();
-        let mut acks = Vec::new();
+        let mut acks = Vec::with_capacity(batch.len());
         for (delivery, msg, poison) in batch {
-            let handle = c.handle(delivery, msg, poison);
-            // With no nack in flight there is nothing to drive beside the message.
-            let settle = if settling.is_empty() {
-                handle.await
-            } else {
-                drive(&mut settling, handle, || true, None).await
+            // Work, then the rest of the handling, which never waits. Nacks in flight are
+            // driven while the work is done, and polled first, as before. A message with no
+            // work on an unpaused host does not wait at all, and with no nack in flight there
+            // is then nothing to await: it is handled in place, without the future per
+            // message that was built (and copied twice) before.
+            let work = c.work();
+            if !settling.is_empty() {
+                drive(&mut settling, c.wait_for(work), || true, None).await;
+            } else if !work.is_zero() || c.paused() {
+                c.wait_for(work).await;
+            }
+            let settle = match c.finish(delivery, msg, poison) {
+                Finished::Settled(settle) => settle,
+                Finished::Crashed => std::future::pending().await,
             };
             match settle {
                 Some(Settle::Nack(nack)) => settling.push(nack),
@@ -95,6 +105,8 @@ struct Consumer<D> {
     spec: ConsumerSpec,
     rng: ChaCha8Rng,
     id: ConsumerId,
+    /// This incarnation's reading of the simulated time.
+    clock: HostClock,
     /// The simulated time, while it is known not to have moved: from a receive's answer until
     /// the first message whose handling may wait (the clock only moves when a task waits).
     now: Option<Time>,
@@ -105,7 +117,7 @@ impl<D: DriverExt + 'static> Consumer<D> {
     async fn receive(&mut self) -> Vec<(Delivery, u64, bool)> {
         let p = self.slot.process;
         self.control.wait_unpaused(p).await;
-        let now = self.control.now();
+        let now = self.clock.now();
         let call = Call::receive(self.slot.sub);
         let invoke = self.control.history.borrow_mut().invoke(now, p, call);
         let outcome = self
@@ -119,7 +131,7 @@ impl<D: DriverExt + 'static> Consumer<D> {
                 self.spec.ack_mode,
             )
             .await;
-        let now = self.control.now();
+        let now = self.clock.now();
         self.now = Some(now);
         let mut h = self.control.history.borrow_mut();
         match outcome {
@@ -149,15 +161,9 @@ impl<D: DriverExt + 'static> Consumer<D> {
         }
     }
 
-    /// Processes one message: work, effect, then the ack, left to the batch's ack batch; or a
-    /// nack when it fails, whose invoke is recorded here and whose answer the returned future
-    /// awaits. The message stops counting as work in hand once it is settled.
-    async fn handle(
-        &mut self,
-        d: Delivery,
-        msg: u64,
-        poison: bool,
-    ) -> Option<Settle<impl Future<Output = ()> + use<D>>> {
+    /// The processing time of the next message (a draw from the spec's distribution, scaled by
+    /// any slow window). Forgets the known time when handling it may wait.
+    fn work(&mut self) -> Duration {
         let p = self.slot.process;
         let work = scale(
             sample(&self.spec.processing, &mut self.rng),
@@ -165,60 +171,91 @@ impl<D: DriverExt + 'static> Consumer<D> {
         );
         // Pauses change only between steps, so an unpaused host does not wait here; with no
         // work either, this message's handling never waits, and the clock stays where it was.
-        if !work.is_zero() || !self.control.proc(p).paused.borrow().is_empty() {
+        if !work.is_zero() || self.paused() {
             self.now = None;
         }
+        work
+    }
+
+    fn paused(&self) -> bool {
+        !self
+            .control
+            .proc(self.slot.process)
+            .paused
+            .borrow()
+            .is_empty()
+    }
+
+    /// Spends `work` of simulated time, then waits out any pause.
+    async fn wait_for(&self, work: Duration) {
         if !work.is_zero() {
             tokio::time::sleep(work).await;
         }
-        self.control.wait_unpaused(p).await;
+        self.control.wait_unpaused(self.slot.process).await;
+    }
+
+    /// The rest of a message's handling once its work is done: failure or effect, then the
+    /// ack, left to the batch's ack batch; or a nack when it fails, whose invoke is recorded
+    /// here and whose answer the returned future awaits. The message stops counting as work in
+    /// hand once it is settled. It never waits: a crash it asks for is returned, and the
+    /// caller then waits for the step loop to apply it.
+    fn finish(
+        &mut self,
+        d: Delivery,
+        msg: u64,
+        poison: bool,
+    ) -> Finished<impl Future<Output = ()> + use<D>> {
+        let p = self.slot.process;
         let fails = poison || draw(&mut self.rng, self.spec.failure_probability);
         let mut settle = None;
         if fails {
             settle = d.receipt.map(|r| (Op::Nack, r));
         } else {
-            self.maybe_crash(self.spec.crash.before_effect_probability, "before effect")
-                .await;
+            if self.crash(self.spec.crash.before_effect_probability, "before effect") {
+                return Finished::Crashed;
+            }
             // A payload the harness did not make has no id to apply; it is only acked.
             if msg != NO_MSG {
                 let sub = self.slot.sub;
                 let applied = self
                     .control
                     .apply_effect(sub, msg, self.spec.idempotent_sink);
-                let now = self.now.unwrap_or_else(|| self.control.now());
+                let now = self.now.unwrap_or_else(|| self.clock.now());
                 self.control
                     .history
                     .borrow_mut()
                     .effect(now, p, msg, sub, applied);
             }
-            self.maybe_crash(
+            if self.crash(
                 self.spec.crash.after_effect_probability,
                 "after effect, before ack",
-            )
-            .await;
+            ) {
+                return Finished::Crashed;
+            }
             if self.spec.ack_mode == AckMode::Explicit {
                 settle = d.receipt.map(|r| (Op::Ack, r));
             }
         }
         let control = self.control.clone();
+        let clock = self.clock;
         let Some((op, receipt)) = settle else {
             done(&control, p);
-            return None;
+            return Finished::Settled(None);
         };
         if op == Op::Ack {
-            return Some(Settle::Ack(msg, receipt));
+            return Finished::Settled(Some(Settle::Ack(msg, receipt)));
         }
         let driver = self.driver.clone();
         let sub = self.slot.sub;
         // The invoke is recorded now, in processing order; the future only waits for the answer.
-        let now = control.now();
+        let now = clock.now();
         let invoke = control
             .history
             .borrow_mut()
             .invoke(now, p, Call::settle(op, msg, sub));
-        Some(Settle::Nack(async move {
+        Finished::Settled(Some(Settle::Nack(async move {
             let outcome = driver.nack(receipt, None).await;
-            let now = control.now();
+            let now = clock.now();
             let mut h = control.history.borrow_mut();
             match outcome {
                 Outcome::Ok(()) => h.ok(now, invoke, NO_MSG, 0, 0, 0),
@@ -227,7 +264,7 @@ impl<D: DriverExt + 'static> Consumer<D> {
             }
             drop(h);
             done(&control, p);
-        }))
+        })))
     }
 
     /// Acks a batch's processed messages with one ack batch. Each message keeps its own invoke
@@ -238,7 +275,8 @@ impl<D: DriverExt + 'static> Consumer<D> {
         let control = self.control.clone();
         let driver = self.driver.clone();
         let (p, sub) = (self.slot.process, self.slot.sub);
-        let now = control.now();
+        let clock = self.clock;
+        let now = clock.now();
         let (invokes, receipts): (Vec<u32>, Vec<Receipt>) = {
             let mut h = control.history.borrow_mut();
             acks.into_iter()
@@ -250,7 +288,7 @@ impl<D: DriverExt + 'static> Consumer<D> {
                 return;
             }
             let outcome = driver.ack_batch(receipts).await;
-            let now = control.now();
+            let now = clock.now();
             let mut h = control.history.borrow_mut();
             match outcome {
                 Outcome::Ok(results) => {
@@ -282,20 +320,29 @@ impl<D: DriverExt + 'static> Consumer<D> {
     }
 
     /// With probability `p`, in the fault phase and within the crash budget, asks the step
-    /// loop to crash this host and waits for it to happen.
-    async fn maybe_crash(&mut self, probability: f64, why: &str) {
+    /// loop to crash this host; returns whether it did, in which case the caller must wait
+    /// for the crash to happen and do nothing more.
+    fn crash(&mut self, probability: f64, why: &str) -> bool {
         let state = self.control.proc(self.slot.process);
         if !self.control.in_fault_phase()
             || state.self_crashes.get() >= self.spec.crash.max_crashes
             || !draw(&mut self.rng, probability)
         {
-            return;
+            return false;
         }
         state.self_crashes.set(state.self_crashes.get() + 1);
         self.control
             .request_crash(self.slot.process, self.spec.crash.restart_after_ms, why);
-        std::future::pending::<()>().await;
+        true
     }
+}
+
+/// How the handling of a message that did not wait ended.
+enum Finished<F> {
+    /// It was settled as this says (`None`: nothing to send).
+    Settled(Option<Settle<F>>),
+    /// It asked the step loop for a crash of this host.
+    Crashed,
 }
 
 /// One message of `p`'s is finished with.

@@ -83,7 +83,7 @@ async fn broker_host(control: Rc<Control>, disk: SharedDisk) -> turmoil::Result 
     serve(
         listener,
         broker,
-        Rc::new(crate::net::SimClock),
+        Rc::new(crate::net::HostClock::start()),
         sink,
         config,
     )

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::dense::BrokerIds;
 use super::history::{BrokerEvent, Entry, History, NO_KEY, Op, What};
 use super::ids::NO_MSG;
-use super::plan::{Plan, SubIndex};
+use super::plan::{Plan, Process, SubIndex};
 use super::spec::ClusterSpec;
 use super::summary::{Counter, Summary};
 
@@ -36,7 +36,7 @@ pub fn write_with_ids(
     ids: &BrokerIds,
     out: impl Write,
 ) -> io::Result<([u8; 32], u64)> {
-    let mut out = Out::new(out);
+    let mut out = Out::new(out, plan);
     for e in history.entries() {
         out.line(history.strings(), e, plan, ids)?;
     }
@@ -63,7 +63,7 @@ fn write_lines(
     out: impl Write,
     mut format: impl FnMut(&Line<'_>, &mut Vec<u8>) -> io::Result<()>,
 ) -> io::Result<([u8; 32], u64)> {
-    let mut out = Out::new(out);
+    let mut out = Out::new(out, plan);
     for e in history.entries() {
         format(&line(history.strings(), e, plan, ids), &mut out.chunk)?;
         out.end_line()?;
@@ -73,6 +73,7 @@ fn write_lines(
 
 /// The file's bytes on their way out: gathered into chunks, each hashed and written.
 struct Out<W: Write> {
+    names: Names,
     hasher: Sha256,
     bytes: u64,
     chunk: Vec<u8>,
@@ -80,8 +81,9 @@ struct Out<W: Write> {
 }
 
 impl<W: Write> Out<W> {
-    fn new(out: W) -> Self {
+    fn new(out: W, plan: &Plan) -> Self {
         Out {
+            names: Names::new(plan),
             hasher: Sha256::new(),
             bytes: 0,
             chunk: Vec::with_capacity(CHUNK_BYTES + 1024),
@@ -97,7 +99,7 @@ impl<W: Write> Out<W> {
         plan: &Plan,
         ids: &BrokerIds,
     ) -> io::Result<()> {
-        write_entry(&mut self.chunk, strings, e, plan, ids);
+        write_entry(&mut self.chunk, strings, e, plan, &self.names, ids);
         self.end_line()
     }
 
@@ -263,7 +265,7 @@ fn write_stream(
     rx: Receiver<Batch>,
     out: Box<dyn Write + Send>,
 ) -> io::Result<Streamed> {
-    let mut out = Out::new(out);
+    let mut out = Out::new(out, plan);
     let mut counter = Counter::new(plan, spec);
     // The index of the next entry to write.
     let mut index = 0;
@@ -458,12 +460,19 @@ fn line<'a>(strings: &'a [String], e: &Entry, plan: &'a Plan, ids: &BrokerIds) -
 /// Appends the line of `e` as compact JSON, without building a [`Line`]: byte for byte what
 /// serde_json writes for [`line`]'s `Line` (fields in declaration order, absent ones left
 /// out), which a cluster test checks on a run with every kind of line.
-fn write_entry(out: &mut Vec<u8>, strings: &[String], e: &Entry, plan: &Plan, ids: &BrokerIds) {
+fn write_entry(
+    out: &mut Vec<u8>,
+    strings: &[String],
+    e: &Entry,
+    plan: &Plan,
+    names: &Names,
+    ids: &BrokerIds,
+) {
     let string = |id: u32| strings.get(id as usize).map_or("", String::as_str);
     out.extend_from_slice(b"{\"time_ns\":");
     put_u64(out, e.at_ns);
     out.extend_from_slice(b",\"process\":");
-    put_str(out, plan.name(e.process));
+    out.extend_from_slice(names.process(e.process));
     let msg = |out: &mut Vec<u8>, name: &[u8], m: u64| {
         if m != NO_MSG {
             put_u64_field(out, name, m);
@@ -477,10 +486,10 @@ fn write_entry(out: &mut Vec<u8>, strings: &[String], e: &Entry, plan: &Plan, id
         }
     };
     let sub = |out: &mut Vec<u8>, s: SubIndex| {
-        if let Some(s) = plan.subs.get(usize::from(s)) {
-            put_str_field(out, b",\"destination\":", &s.destination);
-            if let Some(g) = &s.group {
-                put_str_field(out, b",\"group\":", g);
+        if let Some((destination, group)) = names.subs.get(usize::from(s)) {
+            put_json_field(out, b",\"destination\":", destination);
+            if let Some(g) = group {
+                put_json_field(out, b",\"group\":", g);
             }
         }
     };
@@ -493,7 +502,7 @@ fn write_entry(out: &mut Vec<u8>, strings: &[String], e: &Entry, plan: &Plan, id
             intended_ns,
         } => {
             out.extend_from_slice(b",\"type\":\"invoke\"");
-            put_str_field(out, b",\"op\":", op.name());
+            put_name_field(out, b",\"op\":", op.name());
             msg(out, b",\"msg\":", m);
             key(out, k);
             if op == Op::Publish {
@@ -501,12 +510,12 @@ fn write_entry(out: &mut Vec<u8>, strings: &[String], e: &Entry, plan: &Plan, id
                 // subscription if it has one (it never does).
                 let destination = plan
                     .producer(e.process)
-                    .and_then(|p| plan.destinations.get(usize::from(p.destination)));
+                    .and_then(|p| names.destinations.get(usize::from(p.destination)));
                 if let Some(d) = destination {
-                    put_str_field(out, b",\"destination\":", d);
+                    put_json_field(out, b",\"destination\":", d);
                 }
-                if let Some(g) = plan.subs.get(usize::from(s)).and_then(|s| s.group.as_ref()) {
-                    put_str_field(out, b",\"group\":", g);
+                if let Some(g) = names.subs.get(usize::from(s)).and_then(|s| s.1.as_ref()) {
+                    put_json_field(out, b",\"group\":", g);
                 }
                 put_u64_field(out, b",\"intended_ns\":", intended_ns);
             } else {
@@ -523,7 +532,7 @@ fn write_entry(out: &mut Vec<u8>, strings: &[String], e: &Entry, plan: &Plan, id
             count,
         } => {
             out.extend_from_slice(b",\"type\":\"ok\"");
-            put_str_field(out, b",\"op\":", op.name());
+            put_name_field(out, b",\"op\":", op.name());
             put_u64_field(out, b",\"invoke\":", invoke.into());
             msg(out, b",\"msg\":", m);
             match op {
@@ -545,8 +554,8 @@ fn write_entry(out: &mut Vec<u8>, strings: &[String], e: &Entry, plan: &Plan, id
             completion,
             error,
         } => {
-            put_str_field(out, b",\"type\":", completion.name());
-            put_str_field(out, b",\"op\":", op.name());
+            put_name_field(out, b",\"type\":", completion.name());
+            put_name_field(out, b",\"op\":", op.name());
             put_u64_field(out, b",\"invoke\":", invoke.into());
             msg(out, b",\"msg\":", m);
             put_str_field(out, b",\"error\":", string(error));
@@ -592,7 +601,7 @@ fn write_entry(out: &mut Vec<u8>, strings: &[String], e: &Entry, plan: &Plan, id
         }
         What::Phase { phase } => {
             out.extend_from_slice(b",\"type\":\"phase\"");
-            put_str_field(out, b",\"phase\":", phase.name());
+            put_name_field(out, b",\"phase\":", phase.name());
         }
         What::Broker {
             event,
@@ -604,7 +613,7 @@ fn write_entry(out: &mut Vec<u8>, strings: &[String], e: &Entry, plan: &Plan, id
             count,
         } => {
             out.extend_from_slice(b",\"type\":\"broker\"");
-            put_str_field(out, b",\"event\":", event.name());
+            put_name_field(out, b",\"event\":", event.name());
             if event == BrokerEvent::Recovered {
                 put_u64_field(out, b",\"epoch\":", count.into());
             } else {
@@ -632,6 +641,61 @@ fn write_entry(out: &mut Vec<u8>, strings: &[String], e: &Entry, plan: &Plan, id
 fn put_u64_field(out: &mut Vec<u8>, name: &[u8], v: u64) {
     out.extend_from_slice(name);
     put_u64(out, v);
+}
+
+/// A field whose value is one of the history's fixed names (an op, an event, a phase, a
+/// completion), which are plain words: written without checking each for characters to escape.
+fn put_name_field(out: &mut Vec<u8>, name: &[u8], v: &'static str) {
+    debug_assert!(
+        v.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\'),
+        "{v} needs escaping"
+    );
+    out.extend_from_slice(name);
+    out.push(b'"');
+    out.extend_from_slice(v.as_bytes());
+    out.push(b'"');
+}
+
+/// A field whose value is already a JSON string.
+fn put_json_field(out: &mut Vec<u8>, name: &[u8], v: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(v);
+}
+
+/// The plan's names as JSON strings, quoted (and escaped where they need it) once per file
+/// instead of checked for characters to escape on every line that names them.
+#[derive(Debug)]
+struct Names {
+    processes: Vec<Vec<u8>>,
+    destinations: Vec<Vec<u8>>,
+    /// Each subscription's destination and group.
+    subs: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Names {
+    fn new(plan: &Plan) -> Self {
+        let json = |s: &str| {
+            let mut v = Vec::new();
+            put_str(&mut v, s);
+            v
+        };
+        Names {
+            processes: plan.processes.iter().map(|p| json(p)).collect(),
+            destinations: plan.destinations.iter().map(|d| json(d)).collect(),
+            subs: plan
+                .subs
+                .iter()
+                .map(|s| (json(&s.destination), s.group.as_deref().map(json)))
+                .collect(),
+        }
+    }
+
+    /// Process `p`'s name, as [`Plan::name`] gives it.
+    fn process(&self, p: Process) -> &[u8] {
+        self.processes
+            .get(usize::from(p))
+            .map_or(b"\"?\"", Vec::as_slice)
+    }
 }
 
 fn put_str_field(out: &mut Vec<u8>, name: &[u8], v: &str) {
