@@ -53,6 +53,7 @@ fn main() {
         for _ in 0..repeat {
             let options = Options {
                 seeds,
+                first_seed: None,
                 budget: None,
                 jobs,
                 shard: None,

@@ -67,9 +67,13 @@ enum Command {
         /// Scenario files, or directories whose *.yaml and *.yml files are used (not recursive).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
-        /// Seeds per scenario: its own seed and the next N-1 (at most 100000).
+        /// Seeds per scenario: its own seed (or --seed) and the next N-1 (at most 100000).
         #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
         seeds: u64,
+        /// Start from this seed instead of each scenario's own; with --seeds 1, explore (and
+        /// shrink) just that seed again.
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
         /// Stop starting new seeds after this much wall-clock time, such as 60s or 10m.
         #[arg(long, value_name = "TIME", value_parser = parse_budget)]
         budget: Option<std::time::Duration>,
@@ -372,6 +376,7 @@ fn main() -> ExitCode {
         Command::Explore {
             paths,
             seeds,
+            seed,
             budget,
             jobs,
             shard,
@@ -380,6 +385,7 @@ fn main() -> ExitCode {
         } => {
             let options = mqsim_harness::explore::Options {
                 seeds: *seeds,
+                first_seed: *seed,
                 budget: *budget,
                 jobs: jobs_or_cpus(*jobs),
                 shard: *shard,

@@ -170,6 +170,18 @@ fn a_budget_stops_early_and_bad_options_are_usage_errors() {
         .collect();
     assert_eq!(seeds, (1..=n as u64).collect::<Vec<_>>());
 
+    // --seed starts the seeds elsewhere, and a seed explored alone is explored the same.
+    let again = dir.join("again");
+    let out = explore(&again, &[QUEUE, "--seed", "5", "--seeds", "3"]);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    let runs = summary(&again)["runs"].clone();
+    let seeds: Vec<u64> = (0..3).map(|k| runs[k]["seed"].as_u64().unwrap()).collect();
+    assert_eq!(seeds, [5, 6, 7]);
+    assert_eq!(
+        runs[0], s["runs"][4],
+        "seed 5 alone is seed 5 of the longer exploration"
+    );
+
     for bad in [
         vec!["explore", QUEUE, "--budget", "soon"],
         vec!["explore", QUEUE, "--budget", "0s"],

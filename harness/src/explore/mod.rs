@@ -43,8 +43,10 @@ pub const MAX_SHRINK_RUNS: u32 = 10_000;
 /// The options of `mqsim explore`.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Seeds per scenario: the scenario's own and the next `seeds - 1`.
+    /// Seeds per scenario: the first and the next `seeds - 1`.
     pub seeds: u64,
+    /// The first seed; unset, each scenario's own.
+    pub first_seed: Option<u64>,
     /// Stop starting seeds once this much wall-clock time has passed.
     pub budget: Option<Duration>,
     /// Runs at once, at least 1.
@@ -231,7 +233,10 @@ pub fn explore(
         .flat_map(|k| {
             files.iter().map(move |file| Job {
                 file,
-                seed: file.scenario.seed.wrapping_add(k),
+                seed: options
+                    .first_seed
+                    .unwrap_or(file.scenario.seed)
+                    .wrapping_add(k),
             })
         })
         .enumerate()
