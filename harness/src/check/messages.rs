@@ -76,6 +76,10 @@ struct Walk {
     recent: [(u32, u64); 2],
     final_ns: u64,
     too_many_reported: bool,
+    /// The highest delivery count whose lease the broker ended before its delivery was
+    /// recorded (a reply held on a link, or sent just before a crash): such a delivery, when
+    /// it arrives, holds no lease.
+    ended_unseen: u32,
 }
 
 impl Walk {
@@ -274,8 +278,8 @@ fn publish_checks(f: &Facts<'_>, msg: &Msg, m: usize, out: &mut Findings, counts
 /// The broker copies of a message stored more than once (a producer's retry of a publish
 /// that had in fact been stored, without a dedup id): their broker ids in the order the
 /// history first shows them, and for each entry of the message's timeline, the copy it is
-/// about. Entries that name no broker id (effects, acks) are about the copy last delivered to
-/// their process.
+/// about. An ack's reply is about the copy the broker reported acked before it; other entries
+/// that name no broker id (effects) are about the copy last delivered to their process.
 #[derive(Debug, Default)]
 struct Copies {
     ids: Vec<u64>,
@@ -286,6 +290,8 @@ impl Copies {
     fn of(f: &Facts<'_>, m: usize) -> Copies {
         let mut c = Copies::default();
         let mut latest: Vec<(Process, u64)> = Vec::new();
+        // Copies the broker acked whose ack reply has not come yet.
+        let mut acked: std::collections::VecDeque<(u32, u64)> = std::collections::VecDeque::new();
         for i in f.timeline(m) {
             let e = &f.entries[i as usize];
             let named = match e.what {
@@ -301,13 +307,37 @@ impl Copies {
                 if !c.ids.contains(&named) {
                     c.ids.push(named);
                 }
-                if matches!(e.what, What::Deliver { .. }) {
-                    match latest.iter_mut().find(|(p, _)| *p == e.process) {
-                        Some(l) => l.1 = named,
-                        None => latest.push((e.process, named)),
+                match e.what {
+                    What::Deliver { .. } => {
+                        match latest.iter_mut().find(|(p, _)| *p == e.process) {
+                            Some(l) => l.1 = named,
+                            None => latest.push((e.process, named)),
+                        }
                     }
+                    What::Broker {
+                        event: BrokerEvent::Acked,
+                        ..
+                    } => acked.push_back((i, named)),
+                    _ => {}
                 }
                 named
+            } else if let What::Ok {
+                op: Op::Ack,
+                invoke,
+                ..
+            } = e.what
+                && let Some(copy) = {
+                    // An ack's reply names no copy, but the broker said which copy it acked,
+                    // after the ack was sent and before the reply; acks whose replies were
+                    // lost leave events that no reply claims, so those before this ack's
+                    // invoke are passed over.
+                    while acked.front().is_some_and(|&(at, _)| at < invoke) {
+                        acked.pop_front();
+                    }
+                    acked.pop_front().map(|(_, copy)| copy)
+                }
+            {
+                copy
             } else {
                 latest
                     .iter()
@@ -367,6 +397,12 @@ fn walk(
                 if delivery_count > 1 {
                     counts.redeliveries += 1;
                 }
+                // A delivery the broker counted before the previous one recorded here reached
+                // its consumer late (a slow link, a reply sent just before a crash): it is that
+                // earlier lease arriving, not a new one, so it is judged by neither lease
+                // exclusivity nor the retry backoff, and the walk keeps following the newer
+                // lease.
+                let late = delivery_count < w.last_count || delivery_count <= w.ended_unseen;
                 let lo = f.receive_invoked_at(i);
                 if let Some((ta, ea)) = w.acked
                     && lo > ta.saturating_add(slack)
@@ -394,6 +430,7 @@ fn walk(
                 }
                 if let Some(prev) = w.last_delivery
                     && w.lease_open
+                    && !late
                     && surely_before_lease_end(f, s, prev, at)
                 {
                     out.add(
@@ -408,6 +445,7 @@ fn walk(
                 }
                 if let (Some((tf, ef, count)), Some(d)) = (w.last_failure, dest)
                     && d.retry.multiplier >= 1.0
+                    && !late
                 {
                     let backoff = ms(d.retry.backoff_ms(count.max(1)));
                     if at.saturating_add(slack) < tf.saturating_add(backoff) {
@@ -491,11 +529,13 @@ fn walk(
                     w.final_ns = w.final_ns.min(at);
                 }
                 w.recent = [(i, u64::MAX), w.recent[0]];
-                w.last_delivery = Some(i);
-                w.last_count = delivery_count;
-                // Under auto acks a delivery takes no lease.
-                w.lease_open = mode != DeliveryMode::AtMostOnce;
-                w.last_failure = None;
+                if !late {
+                    w.last_delivery = Some(i);
+                    w.last_count = delivery_count;
+                    // Under auto acks a delivery takes no lease.
+                    w.lease_open = mode != DeliveryMode::AtMostOnce;
+                    w.last_failure = None;
+                }
                 if keep_leases {
                     open_lease = Some(walked.leases.len());
                     walked.leases.push(Lease {
@@ -534,6 +574,11 @@ fn walk(
                     BrokerEvent::Nacked
                     | BrokerEvent::LeaseExpired
                     | BrokerEvent::LeaseReleased => {
+                        if event != BrokerEvent::Nacked && !w.lease_open {
+                            // No lease is known to be open, so this one belongs to a delivery
+                            // the history has not shown yet.
+                            w.ended_unseen = w.ended_unseen.max(w.last_count + 1);
+                        }
                         w.failures += 1;
                         w.last_failure = Some((at, i, w.last_count));
                         if event == BrokerEvent::LeaseExpired
