@@ -128,7 +128,7 @@ fn cell(text: &str) -> String {
 }
 
 /// Text safe in XML content and attributes; characters XML 1.0 cannot hold are dropped.
-fn xml(text: &str) -> String {
+pub(crate) fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

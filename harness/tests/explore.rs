@@ -58,6 +58,13 @@ fn a_defect_is_found_and_shrunk_to_a_reproducer_that_fails_when_run() {
     assert!(minimal_faults <= p["original"]["faults"].as_u64().unwrap());
     assert!(p["minimal"]["hosts"].as_u64() <= p["original"]["hosts"].as_u64());
     assert!(out.stdout.contains("shrunk seed"), "{}", out.stdout);
+    // CI reads the verdict per scenario from junit.xml.
+    let junit = fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("tests=\"1\" failures=\"1\""), "{junit}");
+    assert!(
+        junit.contains(p["reproducer_file"].as_str().unwrap()),
+        "{junit}"
+    );
 
     // The reproducer stands alone: `mqsim run` on it fails on the same invariant.
     let file = dir.join(p["reproducer_file"].as_str().unwrap());
@@ -93,6 +100,11 @@ fn the_correct_broker_passes_500_seeds() {
     assert_eq!(runs.len(), 500);
     assert!(runs.iter().all(|r| r["verdict"] == "pass"));
     assert!(s["reproducers"].as_array().unwrap().is_empty());
+    let junit = fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("failures=\"0\"") && junit.contains("(500 seeds)\"/>"),
+        "{junit}"
+    );
     // The draws really vary the cluster and reach the paths that matter.
     let faults: Vec<u64> = runs.iter().map(|r| r["faults"].as_u64().unwrap()).collect();
     assert!(faults.contains(&0) && faults.contains(&4), "{faults:?}");

@@ -49,7 +49,12 @@ pub fn write(
     // Serialising plain data with string keys cannot fail.
     let json = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
     let text = text(runs, reproducers, wall);
-    for (name, content) in [("summary.json", &json), ("summary.txt", &text)] {
+    let junit = junit(runs, reproducers, wall);
+    for (name, content) in [
+        ("summary.json", &json),
+        ("summary.txt", &text),
+        ("junit.xml", &junit),
+    ] {
         write_atomically(&dir.join(name), content.as_bytes())?;
     }
     out.write_all(text.as_bytes())?;
@@ -68,9 +73,7 @@ pub fn write(
 /// (at most 20 per scenario), each reproducer with its sizes, then the coverage table.
 pub fn text(runs: &[ExploreRun], reproducers: &[Reproducer], wall: &Wall) -> String {
     let mut s = String::new();
-    let mut files: Vec<&str> = runs.iter().map(|r| r.file.as_str()).collect();
-    files.dedup();
-    for file in files {
+    for file in scenario_files(runs) {
         let mine: Vec<&ExploreRun> = runs.iter().filter(|r| r.file == file).collect();
         let failed: Vec<&&ExploreRun> = mine
             .iter()
@@ -139,6 +142,87 @@ pub fn text(runs: &[ExploreRun], reproducers: &[Reproducer], wall: &Wall) -> Str
         }
     );
     s
+}
+
+/// JUnit XML for CI: one test case per scenario explored, failed when any seed failed, with
+/// the failing seeds and the reproducer in the failure's text.
+pub fn junit(runs: &[ExploreRun], reproducers: &[Reproducer], wall: &Wall) -> String {
+    use crate::report::xml;
+    let files = scenario_files(runs);
+    let failed = |file: &str| {
+        runs.iter()
+            .filter(|r| r.file == file && r.verdict != RunVerdict::Pass)
+            .collect::<Vec<_>>()
+    };
+    let failures = files.iter().filter(|f| !failed(f).is_empty()).count();
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        s,
+        "<testsuites name=\"mqsim explore\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
+        files.len(),
+        wall.seconds
+    );
+    let _ = writeln!(
+        s,
+        "  <testsuite name=\"mqsim explore\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" \
+         skipped=\"0\" time=\"{:.3}\">",
+        files.len(),
+        wall.seconds
+    );
+    for file in files {
+        let mine = runs.iter().filter(|r| r.file == file).count();
+        let name = runs
+            .iter()
+            .find(|r| r.file == file)
+            .map_or("", |r| r.scenario.as_str());
+        let _ = write!(
+            s,
+            "    <testcase classname=\"{}\" name=\"{} ({mine} seeds)\"",
+            xml(file),
+            xml(name)
+        );
+        let bad = failed(file);
+        let Some(first) = bad.first() else {
+            s.push_str("/>\n");
+            continue;
+        };
+        let mut body: Vec<String> = bad
+            .iter()
+            .take(20)
+            .map(|r| {
+                format!(
+                    "seed {}: {} {}",
+                    r.seed,
+                    r.verdict.name(),
+                    r.failure.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        for p in reproducers.iter().filter(|p| p.file == file) {
+            body.push(format!(
+                "reproducer: {} ({} faults, {} hosts)",
+                p.reproducer_file, p.minimal.faults, p.minimal.hosts
+            ));
+        }
+        let _ = writeln!(
+            s,
+            ">\n      <failure type=\"{}\" message=\"{} of {mine} seeds failed, first seed {}: {}\">{}</failure>\n    </testcase>",
+            first.verdict.name(),
+            bad.len(),
+            first.seed,
+            xml(first.failure.as_deref().unwrap_or("?")),
+            xml(&body.join("\n"))
+        );
+    }
+    s.push_str("  </testsuite>\n</testsuites>\n");
+    s
+}
+
+/// The scenario files explored, in the runs' order.
+fn scenario_files(runs: &[ExploreRun]) -> Vec<&str> {
+    let mut files: Vec<&str> = runs.iter().map(|r| r.file.as_str()).collect();
+    files.dedup();
+    files
 }
 
 /// The kinds a seed switched on, as `crash+slow`.
