@@ -146,7 +146,9 @@ pub fn run_variation(
 }
 
 /// What failed first: the first invariant (in the checkers' order) that had to be valid and
-/// is not, else the first expectation that did not hold; `None` for a run that passed.
+/// is not, liveness last, since a run that lost or duplicated something often also failed to
+/// drain and the correctness violation is the finding to shrink towards; else the first
+/// expectation that did not hold; `None` for a run that passed.
 fn failure(expect: &Expect, o: &Outcome) -> Option<String> {
     if o.record.verdict == RunVerdict::Pass {
         return None;
