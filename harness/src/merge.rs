@@ -45,23 +45,6 @@ pub fn merge(
     }
 }
 
-/// The reproducers an exploration wrote (`mqsim explore`'s summaries have them; a run's do
-/// not), each with its directory.
-fn read_reproducers(dir: &Path) -> Result<Vec<(Value, PathBuf)>, String> {
-    let path = dir.join("summary.json");
-    let bytes = crate::baseline::read(&path)?;
-    let v: Value =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
-    Ok(v["reproducers"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|r| (r.clone(), dir.to_path_buf()))
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
 /// Copies `name`, a file beside a summary in `dir`, to `out`, refusing a name that is a path.
 fn copy_beside(dir: &Path, name: &str, out: &Path) -> Result<(), String> {
     // The name is the run's own (`<stem>.seed-<n>.history.jsonl`, `<stem>.seed-<n>.minimal.yaml`);
@@ -79,17 +62,25 @@ fn copy_beside(dir: &Path, name: &str, out: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn read_runs(dir: &Path) -> Result<(String, Vec<Value>), String> {
+/// What a results directory's `summary.json` holds: the mqsim version, the runs, and the
+/// reproducers an exploration wrote (a run's summary has none).
+struct Summary {
+    version: String,
+    runs: Vec<Value>,
+    reproducers: Vec<Value>,
+}
+
+fn read_summary(dir: &Path) -> Result<Summary, String> {
     let path = dir.join("summary.json");
     let bytes = crate::baseline::read(&path)?;
     let v: Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
-    let version = v["mqsim"].as_str().unwrap_or_default().to_owned();
-    let runs = v["runs"]
-        .as_array()
-        .ok_or_else(|| format!("{}: no `runs` list", path.display()))?
-        .clone();
-    Ok((version, runs))
+    let list = |key: &str| v[key].as_array().cloned();
+    Ok(Summary {
+        version: v["mqsim"].as_str().unwrap_or_default().to_owned(),
+        runs: list("runs").ok_or_else(|| format!("{}: no `runs` list", path.display()))?,
+        reproducers: list("reproducers").unwrap_or_default(),
+    })
 }
 
 /// The order an unsharded run files runs in: scenario file, then seed.
@@ -103,8 +94,13 @@ fn key(run: &Value) -> (PathBuf, u64) {
 fn merge_runs(dirs: &[PathBuf], out: &Path) -> Result<Vec<Value>, String> {
     let mut version = None;
     let mut all: Vec<(Value, PathBuf)> = Vec::new();
+    let mut reproducers: Vec<(Value, PathBuf)> = Vec::new();
     for dir in dirs {
-        let (v, runs) = read_runs(dir)?;
+        let Summary {
+            version: v,
+            runs,
+            reproducers: found,
+        } = read_summary(dir)?;
         if *version.get_or_insert_with(|| v.clone()) != v {
             return Err(format!(
                 "{}: written by mqsim {v}, the others by {}; merge results of one version",
@@ -113,6 +109,7 @@ fn merge_runs(dirs: &[PathBuf], out: &Path) -> Result<Vec<Value>, String> {
             ));
         }
         all.extend(runs.into_iter().map(|r| (r, dir.clone())));
+        reproducers.extend(found.into_iter().map(|r| (r, dir.clone())));
     }
     all.sort_by_key(|(r, _)| key(r));
     if let Some(w) = all.windows(2).find(|w| key(&w[0].0) == key(&w[1].0)) {
@@ -131,31 +128,23 @@ fn merge_runs(dirs: &[PathBuf], out: &Path) -> Result<Vec<Value>, String> {
             copy_beside(dir, name, out)?;
         }
     }
-    let mut reproducers = Vec::new();
-    for dir in dirs {
-        for (p, dir) in read_reproducers(dir)? {
-            if let Some(name) = p["reproducer_file"].as_str() {
-                copy_beside(&dir, name, out)?;
-            }
-            reproducers.push(p);
+    for (p, dir) in &reproducers {
+        if let Some(name) = p["reproducer_file"].as_str() {
+            copy_beside(dir, name, out)?;
         }
     }
-    reproducers.sort_by_key(key);
+    reproducers.sort_by_key(|(p, _)| key(p));
     let runs: Vec<Value> = all.into_iter().map(|(r, _)| r).collect();
+    let mut summary = serde_json::json!({
+        "mqsim": version.unwrap_or_default(),
+        "runs": runs,
+    });
     // An exploration's shards each shrink their own first failure, so the merged list is
     // theirs together; the runs alone are what equals an unsharded exploration.
-    let summary = if reproducers.is_empty() {
-        serde_json::json!({
-            "mqsim": version.unwrap_or_default(),
-            "runs": runs,
-        })
-    } else {
-        serde_json::json!({
-            "mqsim": version.unwrap_or_default(),
-            "runs": runs,
-            "reproducers": reproducers,
-        })
-    };
+    if !reproducers.is_empty() {
+        let list: Vec<Value> = reproducers.into_iter().map(|(p, _)| p).collect();
+        summary["reproducers"] = Value::Array(list);
+    }
     let text = serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n";
     write_atomically(&out.join("summary.json"), text.as_bytes())
         .map_err(|e| format!("{}: cannot write: {e}", out.display()))?;

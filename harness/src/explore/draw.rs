@@ -235,6 +235,7 @@ fn scale(rate: HumanRate, factor: f64) -> HumanRate {
 
 /// The host names of a scenario, by class.
 struct Hosts {
+    broker: [String; 1],
     producers: Vec<String>,
     consumers: Vec<String>,
 }
@@ -244,17 +245,18 @@ impl Hosts {
         let producers: u32 = doc.producers.iter().map(|p| p.count).sum();
         let consumers: u32 = doc.consumers.iter().map(|c| c.count).sum();
         Hosts {
+            broker: ["broker".to_owned()],
             producers: (0..producers).map(|i| format!("producer-{i}")).collect(),
             consumers: (0..consumers).map(|i| format!("consumer-{i}")).collect(),
         }
     }
 
     /// The hosts of a class; the broker is one.
-    fn class(&self, class: TargetName) -> Vec<String> {
+    fn class(&self, class: TargetName) -> &[String] {
         match class {
-            TargetName::Broker => vec!["broker".to_owned()],
-            TargetName::Producers => self.producers.clone(),
-            TargetName::Consumers => self.consumers.clone(),
+            TargetName::Broker => &self.broker,
+            TargetName::Producers => &self.producers,
+            TargetName::Consumers => &self.consumers,
         }
     }
 }

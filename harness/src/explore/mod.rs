@@ -145,6 +145,17 @@ pub fn run_variation(
     Ok((scenario, outcome, failure))
 }
 
+/// The invariants `o` broke that `expect` says must hold, in the checkers' order.
+fn broken<'a>(expect: &'a Expect, o: &'a Outcome) -> impl Iterator<Item = Invariant> + 'a {
+    o.report
+        .invariants
+        .iter()
+        .filter(|r| {
+            r.verdict == Verdict::Invalid && expect.judgement(r.invariant) == Judgement::MustBeValid
+        })
+        .map(|r| r.invariant)
+}
+
 /// What failed first: the first invariant (in the checkers' order) that had to be valid and
 /// is not, liveness last, since a run that lost or duplicated something often also failed to
 /// drain and the correctness violation is the finding to shrink towards; else the first
@@ -153,33 +164,18 @@ fn failure(expect: &Expect, o: &Outcome) -> Option<String> {
     if o.record.verdict == RunVerdict::Pass {
         return None;
     }
-    let broken = |i: Invariant, v: Verdict| {
-        v == Verdict::Invalid && expect.judgement(i) == Judgement::MustBeValid
-    };
-    o.report
-        .invariants
-        .iter()
-        .find(|r| r.invariant != Invariant::Liveness && broken(r.invariant, r.verdict))
-        .or_else(|| {
-            o.report
-                .invariants
-                .iter()
-                .find(|r| broken(r.invariant, r.verdict))
-        })
-        .map(|r| r.invariant.name().to_owned())
+    broken(expect, o)
+        .find(|&i| i != Invariant::Liveness)
+        .or_else(|| broken(expect, o).next())
+        .map(|i| i.name().to_owned())
         .or_else(|| o.record.failed_expectations.first().cloned())
 }
 
 /// Whether `o` fails with `failure` among its failures (not necessarily first).
 fn fails_with(expect: &Expect, o: &Outcome, failure: &str) -> bool {
-    if o.record.verdict == RunVerdict::Pass {
-        return false;
-    }
-    o.report.invariants.iter().any(|r| {
-        r.invariant.name() == failure
-            && r.verdict == Verdict::Invalid
-            && expect.judgement(r.invariant) == Judgement::MustBeValid
-    }) || o.record.failed_expectations.iter().any(|f| f == failure)
+    o.record.verdict != RunVerdict::Pass
+        && (broken(expect, o).any(|i| i.name() == failure)
+            || o.record.failed_expectations.iter().any(|f| f == failure))
 }
 
 fn hosts(doc: &ScenarioDoc) -> u32 {
@@ -371,7 +367,7 @@ fn reproduce(
         "Minimal reproducer found by mqsim explore: {failure}\n\
          Shrunk from {} seed {seed}: faults {} -> {}, hosts {} -> {}, rate factor {} -> {}.\n",
         run.file,
-        apply(doc, &bounds, &original, seed).faults.len(),
+        run.faults,
         small.faults.len(),
         run.hosts,
         hosts(&small),

@@ -227,15 +227,7 @@ fn scenario_files(runs: &[ExploreRun]) -> Vec<&str> {
 
 /// The kinds a seed switched on, as `crash+slow`.
 fn kinds(kinds: &[crate::scenario::FaultKindName]) -> String {
-    let names: Vec<String> = kinds
-        .iter()
-        .map(|k| {
-            serde_json::to_value(k)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        })
-        .collect();
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
     names.join("+")
 }
 

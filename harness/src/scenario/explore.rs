@@ -69,6 +69,18 @@ pub enum FaultKindName {
 }
 
 impl FaultKindName {
+    /// The name as files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKindName::Crash => "crash",
+            FaultKindName::Partition => "partition",
+            FaultKindName::Latency => "latency",
+            FaultKindName::Hold => "hold",
+            FaultKindName::Slow => "slow",
+            FaultKindName::Pause => "pause",
+        }
+    }
+
     pub const ALL: [FaultKindName; 6] = [
         FaultKindName::Crash,
         FaultKindName::Partition,
@@ -148,5 +160,18 @@ impl ExploreDoc {
     pub fn max_fault_length_ms(&self, duration_ms: u64) -> u64 {
         self.max_fault_length
             .map_or((duration_ms / 4).max(1), HumanDuration::as_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FaultKindName;
+
+    // `name` and serde spell kinds alike, so reports and files never disagree.
+    #[test]
+    fn fault_kind_names_are_the_file_spelling() {
+        for k in FaultKindName::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.name());
+        }
     }
 }
