@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 
 use crate::check::Series;
+use crate::report::{RUN_COLUMNS, VERDICT_COLUMN, run_cells};
 use crate::runner::{Record, RunVerdict, decode_histogram};
 use crate::svg::{Chart, Line, Shade, escape};
 
@@ -157,38 +158,24 @@ pub fn run_report(records: &[Record]) -> String {
     let _ = write!(
         body,
         "<p>{passed} of {} runs passed. All figures are simulated time; wall-clock time is in \
-         summary.json.</p><table><tr><th>scenario</th><th>seed</th><th>delivery</th>\
-         <th>verdict</th><th>confirmed</th><th>lost</th><th>duplicate deliveries</th>\
-         <th>duplicate effects</th><th>dead-lettered</th><th>throughput/s</th>\
-         <th>e2e p50 ms</th><th>e2e p99 ms</th><th>e2e max ms</th></tr>",
+         summary.json.</p><table><tr>",
         records.len()
     );
+    for column in RUN_COLUMNS {
+        let _ = write!(body, "<th>{column}</th>");
+    }
+    body.push_str("</tr>");
     for r in records {
-        let (c, m) = (&r.counts, &r.metrics);
-        let class = if r.verdict == RunVerdict::Pass {
-            ""
-        } else {
-            " class=\"fail\""
-        };
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td{class}>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{:.1}</td>\
-             <td>{:.1}</td></tr>",
-            escape(&r.scenario),
-            r.seed,
-            escape(&r.delivery),
-            r.verdict.name(),
-            c.confirmed,
-            c.lost,
-            c.duplicate_deliveries,
-            c.duplicate_effects,
-            c.dead_lettered,
-            m.throughput_per_s,
-            m.e2e_latency_ms.p50,
-            m.e2e_latency_ms.p99,
-            m.e2e_latency_ms.max
-        );
+        body.push_str("<tr>");
+        for (k, cell) in run_cells(r).iter().enumerate() {
+            let class = if k == VERDICT_COLUMN && r.verdict != RunVerdict::Pass {
+                " class=\"fail\""
+            } else {
+                ""
+            };
+            let _ = write!(body, "<td{class}>{}</td>", escape(cell));
+        }
+        body.push_str("</tr>");
     }
     body.push_str("</table>");
     let mut names: Vec<&str> = records.iter().map(|r| r.scenario.as_str()).collect();

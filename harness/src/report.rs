@@ -13,32 +13,15 @@ pub fn markdown(records: &[Record]) -> String {
         .filter(|r| r.verdict == RunVerdict::Pass)
         .count();
     let _ = writeln!(s, "{passed} of {} runs passed.\n", records.len());
-    s.push_str(
-        "| scenario | seed | delivery | verdict | confirmed | lost | duplicate deliveries | \
-         duplicate effects | dead-lettered | throughput/s | e2e p50 ms | e2e p99 ms |\n",
-    );
+    // The Markdown table leaves out the last column, the maximum, which the HTML page has.
+    let columns = RUN_COLUMNS.len() - 1;
+    let _ = writeln!(s, "| {} |", RUN_COLUMNS[..columns].join(" | "));
     s.push_str(
         "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in records {
-        let c = &r.counts;
-        let m = &r.metrics;
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} |",
-            cell(&r.scenario),
-            r.seed,
-            r.delivery,
-            r.verdict.name(),
-            c.confirmed,
-            c.lost,
-            c.duplicate_deliveries,
-            c.duplicate_effects,
-            c.dead_lettered,
-            m.throughput_per_s,
-            m.e2e_latency_ms.p50,
-            m.e2e_latency_ms.p99
-        );
+        let cells: Vec<String> = run_cells(r)[..columns].iter().map(|c| cell(c)).collect();
+        let _ = writeln!(s, "| {} |", cells.join(" | "));
     }
     let runs: Vec<crate::coverage::Coverage> = records.iter().map(|r| r.coverage).collect();
     let _ = write!(s, "\n```\n{}```\n", crate::coverage::table(&runs));
@@ -120,6 +103,46 @@ pub(crate) fn failure_lines(r: &Record, violations: usize) -> Vec<String> {
         lines.push("the drain did not finish within its bound".to_owned());
     }
     lines
+}
+
+/// The columns of the run table in `report.md` and `report.html`.
+pub(crate) const RUN_COLUMNS: [&str; 13] = [
+    "scenario",
+    "seed",
+    "delivery",
+    "verdict",
+    "confirmed",
+    "lost",
+    "duplicate deliveries",
+    "duplicate effects",
+    "dead-lettered",
+    "throughput/s",
+    "e2e p50 ms",
+    "e2e p99 ms",
+    "e2e max ms",
+];
+
+/// Where the verdict is in a row, so that a report can mark a run that did not pass.
+pub(crate) const VERDICT_COLUMN: usize = 3;
+
+/// A run's row of that table, as plain text; each report escapes it its own way.
+pub(crate) fn run_cells(r: &Record) -> [String; 13] {
+    let (c, m) = (&r.counts, &r.metrics);
+    [
+        r.scenario.clone(),
+        r.seed.to_string(),
+        r.delivery.clone(),
+        r.verdict.name().to_owned(),
+        c.confirmed.to_string(),
+        c.lost.to_string(),
+        c.duplicate_deliveries.to_string(),
+        c.duplicate_effects.to_string(),
+        c.dead_lettered.to_string(),
+        format!("{:.0}", m.throughput_per_s),
+        format!("{:.1}", m.e2e_latency_ms.p50),
+        format!("{:.1}", m.e2e_latency_ms.p99),
+        format!("{:.1}", m.e2e_latency_ms.max),
+    ]
 }
 
 /// Text safe in a Markdown table cell.
