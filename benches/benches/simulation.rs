@@ -486,7 +486,61 @@ fn memory(mode: Mode) {
     );
 }
 
+/// `MQSIM_SIM_ONCE=standard|bare|headline`: one run of that kind and nothing else, for counting
+/// instructions under callgrind (`valgrind --tool=callgrind --separate-threads=yes`), where the
+/// bench's repetitions would take too long. `standard` is the overhead bench's standard run,
+/// `bare` the bare simulation (hosts sleeping every tick) with its number of steps, and
+/// `headline` the `explicit-acks` load over `MQSIM_SIM_ONCE_MS` of fault phase (200 by default).
+fn once(what: &str) {
+    let spec = overhead_spec(STANDARD_RATE);
+    match what {
+        "standard" => {
+            // `MQSIM_SIM_ONCE_REPS` runs it that many times, for a sampling profiler.
+            let reps = std::env::var("MQSIM_SIM_ONCE_REPS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            for _ in 0..reps {
+                let (r, wall) = run_checked(spec.clone(), scheduled(2, STANDARD_RATE, 1, 3_000));
+                println!(
+                    "standard run: {} steps, {} messages, {} events, {:.1} ms",
+                    r.steps,
+                    r.summary.completed,
+                    r.history.entries().len(),
+                    ms(wall)
+                );
+            }
+        }
+        "bare" => {
+            // The standard run's number of steps, without running it under the profiler.
+            let steps = 3_040;
+            println!(
+                "bare: {steps} steps in {:?}",
+                bare(&spec, steps, Bare::EveryTick)
+            );
+        }
+        "headline" => {
+            let ms = std::env::var("MQSIM_SIM_ONCE_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(200);
+            let load = LOADS[0];
+            let (r, _) = run_checked(load.spec(ms), load.scheduled(ms));
+            println!(
+                "headline: {} messages, {} events",
+                r.summary.completed,
+                r.history.entries().len()
+            );
+        }
+        other => panic!("MQSIM_SIM_ONCE is standard, bare or headline, not {other:?}"),
+    }
+}
+
 fn main() {
+    if let Ok(what) = std::env::var("MQSIM_SIM_ONCE") {
+        once(&what);
+        return;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = if args.iter().any(|a| a == "--test") {
         SMOKE
