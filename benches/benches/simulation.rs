@@ -291,6 +291,105 @@ enum Bare {
     UntilEnd,
 }
 
+/// The standard run's traffic and nothing else: the same hosts, tick, latencies and steps as
+/// [`bare`], over turmoil TCP, with the standard run's writes and no broker, codec, history or
+/// actors. The broker host answers every read with one write of 32 bytes; each producer host
+/// writes 64 bytes every 2 ms (500 a second, open loop, answers read by a task of its own);
+/// each consumer host asks (16 bytes), waits for the answer, works 5.6 ms, settles (16 bytes)
+/// and waits for that answer, about the receives and ack batches of the standard run (537 and
+/// 505 for 3,000 messages). Returns the wall time of building, stepping and dropping it, and
+/// the number of writes made.
+///
+/// This is a floor for the overhead: whatever the harness does, a standard run makes at least
+/// these writes through turmoil, and turmoil's own cost for them is counted in the run's wall
+/// time against a bare simulation that makes none.
+fn traffic(spec: &ClusterSpec, steps: u64) -> (Duration, u64) {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use turmoil::net::{TcpListener, TcpStream};
+
+    const PORT: u16 = 7000;
+    let start = Instant::now();
+    let millis = Duration::from_millis;
+    let mut builder = turmoil::Builder::new();
+    builder
+        .rng_seed(spec.seed)
+        .epoch(UNIX_EPOCH)
+        .tick_duration(millis(spec.tick_ms))
+        .min_message_latency(millis(spec.network.min_latency_ms))
+        .max_message_latency(millis(spec.network.max_latency_ms))
+        .simulation_duration(millis(spec.duration_ms + spec.drain_timeout_ms + 60_000));
+    let mut sim = builder.build();
+    let plan = Plan::new(spec);
+    let writes = Rc::new(Cell::new(0u64));
+    let mut hosts = plan.hosts();
+    let broker = hosts.next().expect("a broker host");
+    let w = writes.clone();
+    sim.host(plan.name(broker), move || {
+        let w = w.clone();
+        async move {
+            let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
+            loop {
+                let (mut s, _) = listener.accept().await?;
+                let w = w.clone();
+                tokio::task::spawn_local(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 || s.write_all(&[0u8; 32]).await.is_err() {
+                            break;
+                        }
+                        w.set(w.get() + 1);
+                    }
+                });
+            }
+        }
+    });
+    let broker_addr = format!("{}:{PORT}", plan.name(broker));
+    for (k, p) in hosts.enumerate() {
+        let (w, addr) = (writes.clone(), broker_addr.clone());
+        let producer = k < 2;
+        sim.host(plan.name(p), move || {
+            let (w, addr) = (w.clone(), addr.clone());
+            async move {
+                let s = TcpStream::connect(addr).await?;
+                let (mut r, mut wr) = tokio::io::split(s);
+                if producer {
+                    tokio::task::spawn_local(async move {
+                        let mut buf = [0u8; 4096];
+                        while matches!(r.read(&mut buf).await, Ok(n) if n > 0) {}
+                    });
+                    let mut next = tokio::time::Instant::now();
+                    loop {
+                        next += millis(2);
+                        tokio::time::sleep_until(next).await;
+                        wr.write_all(&[1u8; 64]).await?;
+                        w.set(w.get() + 1);
+                    }
+                } else {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        for wait in [Duration::from_micros(5_600), Duration::ZERO] {
+                            wr.write_all(&[2u8; 16]).await?;
+                            w.set(w.get() + 1);
+                            if r.read(&mut buf).await? == 0 {
+                                return Ok(());
+                            }
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    for _ in 0..steps {
+        sim.step().expect("a traffic step");
+    }
+    black_box(sim.elapsed());
+    drop(sim);
+    (start.elapsed(), writes.get())
+}
+
 /// A turmoil simulation with the builder settings, host names, tick and number of steps of a
 /// run of `spec`, whose hosts only sleep; returns the wall time of building, stepping and
 /// dropping it (`run` does all three too).
@@ -346,21 +445,24 @@ fn overhead(mode: Mode) {
         let expected = scheduled(2, rate, spec.tick_ms, spec.duration_ms);
         let (warm, _) = run_checked(spec.clone(), expected);
         bare(&spec, warm.steps, Bare::EveryTick);
+        let standard = rate == STANDARD_RATE;
         let (mut runs, mut every_tick, mut until_end) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut floor, mut floor_writes) = (Vec::new(), 0);
         let mut last = warm;
         for _ in 0..mode.overhead_reps {
             let (report, wall) = run_checked(spec.clone(), expected);
             runs.push(wall);
             every_tick.push(bare(&spec, report.steps, Bare::EveryTick));
             until_end.push(bare(&spec, report.steps, Bare::UntilEnd));
+            if standard {
+                let (wall, writes) = traffic(&spec, report.steps);
+                floor.push(wall);
+                floor_writes = writes;
+            }
             last = report;
         }
         let (r, e, u) = (median(runs), median(every_tick), median(until_end));
-        let label = if rate == STANDARD_RATE {
-            "standard run"
-        } else {
-            "run"
-        };
+        let label = if standard { "standard run" } else { "run" };
         println!(
             "  {label}, 2 x {rate} msg/s: {} steps ({:.3} simulated s), {} messages completed, {} history events",
             last.steps,
@@ -379,6 +481,15 @@ fn overhead(mode: Mode) {
             ms(r) / ms(e),
             ms(r) / ms(u)
         );
+        if standard {
+            let f = median(floor);
+            println!(
+                "    its traffic alone over turmoil TCP ({floor_writes} writes, no harness): {:.1} ms, {:.2} of the bare simulation; the harness's own share {:.2}",
+                ms(f),
+                ms(f) / ms(e),
+                (ms(r) - ms(f)) / ms(e)
+            );
+        }
     }
 }
 
@@ -486,10 +597,11 @@ fn memory(mode: Mode) {
     );
 }
 
-/// `MQSIM_SIM_ONCE=standard|bare|headline`: one run of that kind and nothing else, for counting
-/// instructions under callgrind (`valgrind --tool=callgrind --separate-threads=yes`), where the
-/// bench's repetitions would take too long. `standard` is the overhead bench's standard run,
-/// `bare` the bare simulation (hosts sleeping every tick) with its number of steps, and
+/// `MQSIM_SIM_ONCE=standard|bare|traffic|headline`: one run of that kind and nothing else, for
+/// counting instructions under callgrind (`valgrind --tool=callgrind --separate-threads=yes`),
+/// where the bench's repetitions would take too long. `standard` is the overhead bench's
+/// standard run, `bare` the bare simulation (hosts sleeping every tick) with its number of
+/// steps, `traffic` the standard run's traffic alone ([`traffic`]), and
 /// `headline` the `explicit-acks` load over `MQSIM_SIM_ONCE_MS` of fault phase (200 by default).
 fn once(what: &str) {
     let spec = overhead_spec(STANDARD_RATE);
@@ -519,6 +631,10 @@ fn once(what: &str) {
                 bare(&spec, steps, Bare::EveryTick)
             );
         }
+        "traffic" => {
+            let (wall, writes) = traffic(&spec, 3_040);
+            println!("traffic: 3040 steps, {writes} writes in {wall:?}");
+        }
         "headline" => {
             let ms = std::env::var("MQSIM_SIM_ONCE_MS")
                 .ok()
@@ -532,7 +648,7 @@ fn once(what: &str) {
                 r.history.entries().len()
             );
         }
-        other => panic!("MQSIM_SIM_ONCE is standard, bare or headline, not {other:?}"),
+        other => panic!("MQSIM_SIM_ONCE is standard, bare, traffic or headline, not {other:?}"),
     }
 }
 
