@@ -1,4 +1,4 @@
-//! Throughput and recovery benchmarks of the reference broker. See benches/README.md for what
+//! Throughput and recovery benchmarks of the reference broker. See benches/broker.md for what
 //! each one measures and the figures of the last run.
 //!
 //! Every benchmark keeps simulated time monotonic (one microsecond per iteration), checks the

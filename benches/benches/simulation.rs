@@ -1,7 +1,7 @@
 //! Benchmarks of the simulated cluster (`mqsim_harness::sim::run`, issue 3 item 10): the
 //! harness's overhead over a bare turmoil simulation, end-to-end throughput per wall-clock
 //! second with the history on, and the memory one recorded history event takes. See
-//! benches/README.md for what each part measures and the figures.
+//! benches/simulation.md for what each part measures and the figures.
 //!
 //! A plain bench binary (`harness = false`), not criterion: one measurement is a whole
 //! simulation (tens of milliseconds to seconds), the figures that matter are ratios and rates

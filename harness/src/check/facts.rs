@@ -99,7 +99,7 @@ impl<'h> Facts<'h> {
         let mut index: IdTable<u32> = IdTable::new(32, 1);
         // Room for as many messages as a complete history can have (each has a publish invoke
         // and its completion), so that the table is never copied to grow: at 739,050 entries
-        // the copies cost about a quarter of this pass (benches/README.md). Room that is not
+        // the copies cost about a quarter of this pass (benches/checkers.md). Room that is not
         // used is never touched, so it costs address space, not memory. A hand-written
         // history with more messages than that grows the table as usual.
         let most_msgs = entries.len() / 2;

@@ -117,7 +117,7 @@ const TOUCH_AHEAD: usize = 4096;
 /// loop. Independent loads in a row keep many cache misses in flight at once; the same reads
 /// spread a few at a time between the walk's steps had few in flight, and each waited on
 /// memory (on the bench's large history the walk went from 10.9–11.3 ms to 9.6–10.0 ms;
-/// benches/README.md).
+/// benches/checkers.md).
 const TOUCH_LOW: usize = 2048;
 
 /// Runs the per-message checks; `needs_leases[d]` says which destinations' leases and final
