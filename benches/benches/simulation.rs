@@ -21,13 +21,13 @@
 //! left in doubt or delivered unexpectedly.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mqsim_broker::{AckMode, BrokerConfig, DestinationConfig, Durability};
 use mqsim_harness::sim::history::Entry;
 use mqsim_harness::sim::spec::{ClientSpec, NetworkSpec, Processing};
 use mqsim_harness::sim::{
-    ClusterSpec, ConsumerSpec, Plan, ProducerSpec, RunReport, Summary, Transport, run,
+    ClusterSpec, ConsumerSpec, Plan, ProducerSpec, RunReport, Summary, Transport, builder, run,
 };
 
 const QUEUE: &str = "q";
@@ -312,15 +312,7 @@ fn traffic(spec: &ClusterSpec, steps: u64) -> (Duration, u64) {
     const PORT: u16 = 7000;
     let start = Instant::now();
     let millis = Duration::from_millis;
-    let mut builder = turmoil::Builder::new();
-    builder
-        .rng_seed(spec.seed)
-        .epoch(UNIX_EPOCH)
-        .tick_duration(millis(spec.tick_ms))
-        .min_message_latency(millis(spec.network.min_latency_ms))
-        .max_message_latency(millis(spec.network.max_latency_ms))
-        .simulation_duration(millis(spec.duration_ms + spec.drain_timeout_ms + 60_000));
-    let mut sim = builder.build();
+    let mut sim = builder(spec).build();
     let plan = Plan::new(spec);
     let writes = Rc::new(Cell::new(0u64));
     let mut hosts = plan.hosts();
@@ -397,15 +389,7 @@ fn bare(spec: &ClusterSpec, steps: u64, how: Bare) -> Duration {
     let start = Instant::now();
     let millis = Duration::from_millis;
     let tick = millis(spec.tick_ms);
-    let mut builder = turmoil::Builder::new();
-    builder
-        .rng_seed(spec.seed)
-        .epoch(UNIX_EPOCH)
-        .tick_duration(tick)
-        .min_message_latency(millis(spec.network.min_latency_ms))
-        .max_message_latency(millis(spec.network.max_latency_ms))
-        .simulation_duration(millis(spec.duration_ms + spec.drain_timeout_ms + 60_000));
-    let mut sim = builder.build();
+    let mut sim = builder(spec).build();
     let plan = Plan::new(spec);
     let end = tick * (u32::try_from(steps).expect("steps fit") + 10);
     for p in plan.hosts() {

@@ -48,6 +48,6 @@ pub use history::History;
 pub use local::LocalDriver;
 pub use nemesis::{Fault, FaultSpec};
 pub use plan::Plan;
-pub use run::{Drain, RunError, RunReport, run};
+pub use run::{Drain, RunError, RunReport, builder, run};
 pub use spec::{ClusterSpec, ConsumerSpec, ProducerSpec, SpecError, Transport};
 pub use summary::Summary;

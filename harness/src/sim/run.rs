@@ -92,11 +92,9 @@ pub enum RunError {
 ///
 /// The file is created when the run starts and written while it runs (see [`jsonl::Stream`]);
 /// a run that fails leaves it partly written.
-pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, RunError> {
-    spec.validate()?;
-    let control = Rc::new(Control::new(spec));
-    let spec = &control.spec;
-    let disk = SharedDisk::new(MemDisk::new());
+/// The turmoil settings of a run of `spec`: its seed, a fixed epoch, its tick and link
+/// latencies. Public so that the benches' bare simulations are built exactly as a run is.
+pub fn builder(spec: &ClusterSpec) -> turmoil::Builder {
     let ms = Duration::from_millis;
     let mut builder = turmoil::Builder::new();
     builder
@@ -107,7 +105,15 @@ pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, 
         .max_message_latency(ms(spec.network.max_latency_ms))
         // The step loop decides when the run ends; this only has to be out of the way.
         .simulation_duration(ms(spec.duration_ms + spec.drain_timeout_ms + 60_000));
-    let mut sim = builder.build();
+    builder
+}
+
+pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, RunError> {
+    spec.validate()?;
+    let control = Rc::new(Control::new(spec));
+    let spec = &control.spec;
+    let disk = SharedDisk::new(MemDisk::new());
+    let mut sim = builder(spec).build();
     hosts::add(&mut sim, &control, &disk);
     // The history's file form is written while the simulation runs, by a thread outside it.
     let out: Box<dyn std::io::Write + Send> = match history_path {
