@@ -353,10 +353,13 @@ where
     // The Welcome shares its write with the answers to requests pipelined behind the Hello.
     // Requests read but not answered yet, oldest first.
     let mut pending: std::collections::VecDeque<ClientFrame> = std::collections::VecDeque::new();
+    // One batch's requests; kept from batch to batch, empty in between, so that a batch does
+    // not allocate a vector of its own (a batch is mostly a single request).
+    let mut frames: Vec<ClientFrame> = Vec::new();
     loop {
         // Take every request already here, up to the limits, then (if one of them changes
         // state) wait for the sync that covers them, then answer them all in one write.
-        let mut frames: Vec<ClientFrame> = pending.drain(..).collect();
+        frames.extend(pending.drain(..));
         let mut bad_frame = None;
         // With a sync time, requests pile up while a batch waits; take them all in. Without
         // one a batch never waits, and runs stay as they were before sync times existed.
@@ -378,15 +381,15 @@ where
         }
         let mut answered = 0;
         let mut ending = None;
-        let mut frames = frames.into_iter();
+        let mut batch = frames.drain(..);
         while ending.is_none() && out.len() < BATCH_BYTES {
-            let Some(frame) = frames.next() else { break };
+            let Some(frame) = batch.next() else { break };
             ending = shared.answer(frame, &mut out).err();
             answered += 1;
         }
         // A full reply buffer leaves the rest for the next write; they were read, so they go
         // back in front of the reader's next frame.
-        pending.extend(frames);
+        pending.extend(batch);
         // Requests before a bad frame are answered; the bad frame then ends the connection.
         let ending = ending.or(bad_frame);
         let full =
