@@ -105,6 +105,7 @@ pub async fn run<D: DriverExt + 'static>(
                 poison,
                 intended,
                 seed: rng.random(),
+                invoke: 0,
             };
             state.busy.set(state.busy.get() + 1);
             window_state.count.set(window_state.count.get() + 1);
@@ -168,30 +169,28 @@ async fn publish_batch<D: DriverExt>(
     destination: Rc<str>,
     window: Rc<Window>,
     recipe: Recipe,
-    batch: Vec<Attempts>,
+    mut batch: Vec<Attempts>,
     requests: Vec<PublishRequest>,
 ) {
     let p = batch[0].slot.process;
     let now = clock.now();
-    let invokes: Vec<u32> = {
+    // The invokes go in the attempts themselves rather than in a vector beside them, which
+    // would be one more allocation per batch.
+    {
         let mut h = control.history.borrow_mut();
-        batch
-            .iter()
-            .map(|a| h.invoke(now, p, Call::publish(a.id, a.key, a.intended)))
-            .collect()
+        for a in &mut batch {
+            a.invoke = h.invoke(now, p, Call::publish(a.id, a.key, a.intended));
+        }
+    }
+    // Each message's outcome is taken from the answer as its completion is recorded, without
+    // collecting the outcomes in a vector first: a failed or indeterminate request gives every
+    // message the same outcome.
+    let (results, whole) = match driver.publish_batch(&destination, requests).await {
+        Outcome::Ok(results) => (results, None),
+        Outcome::Fail(f) => (Vec::new(), Some(Outcome::Fail(f))),
+        Outcome::Info(i) => (Vec::new(), Some(Outcome::Info(i))),
     };
-    let n = batch.len();
-    let outcomes: Vec<Outcome<Confirm>> = match driver.publish_batch(&destination, requests).await {
-        Outcome::Ok(results) => results
-            .into_iter()
-            .map(|r| match r {
-                Ok(c) => Outcome::Ok(c),
-                Err(e) => Outcome::Fail(Failure::Broker(e)),
-            })
-            .collect(),
-        Outcome::Fail(f) => vec![Outcome::Fail(f); n],
-        Outcome::Info(i) => vec![Outcome::Info(i); n],
-    };
+    let mut results = results.into_iter();
     let left = || {
         let busy = &control.proc(p).busy;
         busy.set(busy.get().saturating_sub(1));
@@ -201,8 +200,17 @@ async fn publish_batch<D: DriverExt>(
     // No time passes between the answer and these records: read the clock once.
     let now = clock.now();
     let mut retries = Vec::new();
-    for ((attempt, invoke), outcome) in batch.into_iter().zip(invokes).zip(outcomes) {
-        if attempt.complete(&control, now, invoke, outcome) && attempt.retry.max_attempts > 1 {
+    for attempt in batch {
+        let outcome = match (&whole, results.next()) {
+            (None, Some(Ok(c))) => Outcome::Ok(c),
+            (None, Some(Err(e))) => Outcome::Fail(Failure::Broker(e)),
+            (Some(o), _) => o.clone(),
+            // The driver checked that the answer has a result for every request.
+            (None, None) => unreachable!("a publish batch answered with too few results"),
+        };
+        if attempt.complete(&control, now, attempt.invoke, outcome)
+            && attempt.retry.max_attempts > 1
+        {
             let (control, driver, destination) = (&control, &driver, &destination);
             let left = &left;
             retries.push(async move {
@@ -293,6 +301,8 @@ struct Attempts {
     intended: u64,
     /// Seeds the retries' jitter; drawn for every message, used only by one that is retried.
     seed: u64,
+    /// The history entry of the first attempt's invoke, once the batch has recorded it.
+    invoke: u32,
 }
 
 impl Attempts {
