@@ -297,6 +297,18 @@ impl<S: Storage> Broker<S> {
         std::mem::take(&mut self.state.out.events)
     }
 
+    /// Moves the events recorded since the last call to the end of `events`. An empty `events`
+    /// is swapped with the broker's buffer instead, so a caller that empties the same vector
+    /// and passes it back each time lends the broker its memory, and a command then allocates
+    /// no buffer of its own for its events.
+    pub fn move_events_to(&mut self, events: &mut Vec<Event>) {
+        if events.is_empty() {
+            std::mem::swap(&mut self.state.out.events, events);
+        } else {
+            events.append(&mut self.state.out.events);
+        }
+    }
+
     /// Discards the events recorded since the last call, keeping the buffer's memory.
     pub fn clear_events(&mut self) {
         self.state.out.events.clear();

@@ -76,19 +76,20 @@ impl Default for ServerConfig {
 /// Where the broker's events go: the history, in a simulation.
 pub trait EventSink {
     /// Takes the events of one command or tick, in the order the broker produced them. It is
-    /// called only with a non-empty batch.
-    fn record(&self, events: Vec<Event>);
+    /// called only with a non-empty batch. The events are drained from a buffer the server
+    /// keeps, so that they cost no allocation per command.
+    fn record(&self, events: std::vec::Drain<'_, Event>);
 }
 
 /// Discards events: for a server nobody checks.
 impl EventSink for () {
-    fn record(&self, _events: Vec<Event>) {}
+    fn record(&self, _events: std::vec::Drain<'_, Event>) {}
 }
 
 /// Keeps every event, in order: for tests and small runs.
 impl EventSink for RefCell<Vec<Event>> {
-    fn record(&self, mut events: Vec<Event>) {
-        self.borrow_mut().append(&mut events);
+    fn record(&self, events: std::vec::Drain<'_, Event>) {
+        self.borrow_mut().extend(events);
     }
 }
 
@@ -124,6 +125,7 @@ pub async fn serve<L: Listener, S: Storage + 'static>(
         broker,
         clock,
         sink,
+        events: RefCell::new(Vec::new()),
         max_pending: config.max_pending_requests.max(1),
         sync_time: Duration::from_millis(config.sync_time_ms),
         last_sync: std::cell::Cell::new(None),
@@ -179,6 +181,9 @@ struct Shared<S: Storage> {
     broker: Rc<RefCell<Broker<S>>>,
     clock: Rc<dyn Clock>,
     sink: Rc<dyn EventSink>,
+    /// The buffer the broker's events pass through on their way to the sink, empty between
+    /// commands; the broker and the server swap it back and forth, so it is allocated once.
+    events: RefCell<Vec<Event>>,
     max_pending: usize,
     sync_time: Duration,
     /// When the last sync scheduled on the disk starts and ends.
@@ -204,9 +209,10 @@ impl<S: Storage> Shared<S> {
     }
 
     fn drain_events(&self) {
-        let events = self.broker.borrow_mut().take_events();
+        let mut events = self.events.borrow_mut();
+        self.broker.borrow_mut().move_events_to(&mut events);
         if !events.is_empty() {
-            self.sink.record(events);
+            self.sink.record(events.drain(..));
         }
     }
 
@@ -505,6 +511,7 @@ mod tests {
             broker: Rc::new(RefCell::new(broker)),
             clock: Rc::new(Frozen),
             sink: Rc::new(()),
+            events: RefCell::new(Vec::new()),
             max_pending,
             sync_time: Duration::ZERO,
             last_sync: std::cell::Cell::new(None),

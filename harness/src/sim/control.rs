@@ -221,8 +221,13 @@ pub struct HistorySink(pub Rc<Control>);
 
 impl HistorySink {
     /// Records `events`.
-    pub fn record_events(&self, events: Vec<mqsim_broker::Event>) {
-        if !events.is_empty() {
+    pub fn record_events<I>(&self, events: I)
+    where
+        I: IntoIterator<Item = mqsim_broker::Event>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let events = events.into_iter();
+        if events.len() > 0 {
             self.0
                 .history
                 .borrow_mut()
@@ -232,7 +237,7 @@ impl HistorySink {
 }
 
 impl crate::server::EventSink for HistorySink {
-    fn record(&self, events: Vec<mqsim_broker::Event>) {
+    fn record(&self, events: std::vec::Drain<'_, mqsim_broker::Event>) {
         self.record_events(events);
     }
 }

@@ -451,7 +451,7 @@ impl History {
     /// Records the broker events a checker needs and ignores the rest (publishes, deliveries,
     /// lease extensions and seeks, which the client side records already or which the harness
     /// does not use).
-    pub fn broker_events(&mut self, events: Vec<Event>, plan: &Plan) {
+    pub fn broker_events(&mut self, events: impl IntoIterator<Item = Event>, plan: &Plan) {
         for e in events {
             self.broker_event(e, plan);
         }
