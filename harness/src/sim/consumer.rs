@@ -49,6 +49,9 @@ pub async fn run<D: DriverExt + 'static>(
         slot,
         driver,
     };
+    // The futures of a batch's nacks; empty between batches, and kept for the next one rather
+    // than made anew for each, which cost two allocations per batch.
+    let mut settling = FuturesUnordered::new();
     loop {
         let batch = c.receive().await;
         if batch.is_empty() {
@@ -60,9 +63,10 @@ pub async fn run<D: DriverExt + 'static>(
         // end of the batch, so the next receive comes only once this batch is settled and the
         // prefetch stays a bound. Nacks are driven from this task while the next messages are
         // processed.
-        let mut settling = FuturesUnordered::new();
         let mut acks = Vec::with_capacity(batch.len());
-        for (delivery, msg, poison) in batch {
+        for delivery in batch {
+            // The receive recorded the delivery under the same id and flag.
+            let (msg, poison) = ids::message_of(&delivery.payload);
             // Work, then the rest of the handling, which never waits. Nacks in flight are
             // driven while the work is done, and polled first, as before. A message with no
             // work on an unpaused host does not wait at all, and with no nack in flight there
@@ -113,8 +117,8 @@ struct Consumer<D> {
 }
 
 impl<D: DriverExt + 'static> Consumer<D> {
-    /// One receive; its deliveries with the harness id and poison flag of each.
-    async fn receive(&mut self) -> Vec<(Delivery, u64, bool)> {
+    /// One receive; its deliveries, each recorded in the history.
+    async fn receive(&mut self) -> Vec<Delivery> {
         let p = self.slot.process;
         self.control.wait_unpaused(p).await;
         let now = self.clock.now();
@@ -142,13 +146,10 @@ impl<D: DriverExt + 'static> Consumer<D> {
                 }
                 let busy = &self.control.proc(p).busy;
                 busy.set(busy.get() + deliveries.len() as u32);
+                for d in &deliveries {
+                    h.deliver(now, p, invoke, d, self.slot.sub);
+                }
                 deliveries
-                    .into_iter()
-                    .map(|d| {
-                        let (msg, poison) = h.deliver(now, p, invoke, &d, self.slot.sub);
-                        (d, msg, poison)
-                    })
-                    .collect()
             }
             Outcome::Fail(f) => {
                 h.failed(now, invoke, Completion::Fail, &f.to_string());

@@ -387,8 +387,8 @@ impl History {
         invoke: u32,
         delivery: &mqsim_broker::Delivery,
         sub: SubIndex,
-    ) -> (u64, bool) {
-        let (msg, poison) = ids::decode_payload(&delivery.payload).unwrap_or((NO_MSG, false));
+    ) {
+        let (msg, poison) = ids::message_of(&delivery.payload);
         let key = delivery
             .key
             .as_deref()
@@ -406,7 +406,6 @@ impl History {
             poison,
         };
         self.push(at, process, what);
-        (msg, poison)
     }
 
     /// Records a consumer's effect.

@@ -54,6 +54,12 @@ pub fn decode_payload(payload: &[u8]) -> Option<(u64, bool)> {
     Some((u64::from_be_bytes(id), header[9] & POISON != 0))
 }
 
+/// The id and poison flag a payload carries, or ([`NO_MSG`], not poison) for a payload the
+/// harness did not make.
+pub fn message_of(payload: &[u8]) -> (u64, bool) {
+    decode_payload(payload).unwrap_or((NO_MSG, false))
+}
+
 /// The key string of key number `k`.
 pub fn key_name(k: u32) -> String {
     format!("k{k}")
