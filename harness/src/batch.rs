@@ -260,11 +260,7 @@ pub fn timestamped_dir(what: &str) -> PathBuf {
 
 /// The history file of one run: the scenario's file stem and the seed.
 fn history_name(file: &ScenarioFile, seed: u64) -> String {
-    let stem = file
-        .path
-        .file_stem()
-        .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
-    format!("{stem}.seed-{seed}.history.jsonl")
+    format!("{}.seed-{seed}.history.jsonl", file.stem())
 }
 
 fn run_one(job: &Job<'_>, dir: &Path) -> Result<Record, String> {

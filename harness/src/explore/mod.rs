@@ -375,11 +375,7 @@ fn reproduce(
         minimal.rate_factor(),
     );
     small.expect = explore_expect(&small.expect);
-    let stem = file
-        .path
-        .file_stem()
-        .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
-    let name = format!("{stem}.seed-{seed}.minimal.yaml");
+    let name = format!("{}.seed-{seed}.minimal.yaml", file.stem());
     let path = dir.join(&name);
     let text = report::reproducer_text(&small, &failure, &run.file)?;
     runner::write_atomically(&path, text.as_bytes())

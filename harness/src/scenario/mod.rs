@@ -233,6 +233,14 @@ pub struct ScenarioFile {
 }
 
 impl ScenarioFile {
+    /// The file's name without its extension, which names the files a run writes for it
+    /// (histories, reproducers); `scenario` for a path without one.
+    pub fn stem(&self) -> String {
+        self.path
+            .file_stem()
+            .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
+    }
+
     /// Reads, decodes, parses and validates the scenario at `path`.
     pub fn load(path: &Path) -> Result<Self, FileError> {
         let bytes = source::read_limited(path)?;
