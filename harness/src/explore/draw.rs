@@ -22,6 +22,7 @@ use crate::scenario::{
     ExploreDoc, FaultDoc, FaultKindDoc, FaultKindName, HumanDuration, HumanRate, ScenarioDoc,
     TargetName,
 };
+use crate::sim::plan::{BROKER, Plan, Process};
 
 /// One drawn fault. The fields are raw draws that [`apply`] maps onto the hosts the variation
 /// has, so that a variation with fewer consumers still names hosts that exist.
@@ -241,13 +242,20 @@ struct Hosts {
 }
 
 impl Hosts {
+    /// The names the run will give its hosts: the plan of the scenario's cluster names them,
+    /// so a drawn fault names exactly the hosts that exist.
     fn of(doc: &ScenarioDoc) -> Hosts {
-        let producers: u32 = doc.producers.iter().map(|p| p.count).sum();
-        let consumers: u32 = doc.consumers.iter().map(|c| c.count).sum();
+        let plan = Plan::new(&doc.to_spec());
+        let names = |is: fn(&Plan, Process) -> bool| -> Vec<String> {
+            plan.hosts()
+                .filter(|&p| is(&plan, p))
+                .map(|p| plan.name(p).to_owned())
+                .collect()
+        };
         Hosts {
-            broker: ["broker".to_owned()],
-            producers: (0..producers).map(|i| format!("producer-{i}")).collect(),
-            consumers: (0..consumers).map(|i| format!("consumer-{i}")).collect(),
+            broker: [plan.name(BROKER).to_owned()],
+            producers: names(|plan, p| plan.producer(p).is_some()),
+            consumers: names(|plan, p| plan.consumer(p).is_some()),
         }
     }
 
