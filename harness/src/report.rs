@@ -43,43 +43,83 @@ pub fn markdown(records: &[Record]) -> String {
 /// `junit.xml`: a test suite of one test case per run; a failed run's failure lists its
 /// failed expectations and violations.
 pub fn junit(records: &[Record]) -> String {
-    let failures = records
-        .iter()
-        .filter(|r| r.verdict != RunVerdict::Pass)
-        .count();
     let time: f64 = records.iter().map(|r| r.wall_clock.seconds).sum();
+    let cases: Vec<JunitCase> = records
+        .iter()
+        .map(|r| {
+            let failure = (r.verdict != RunVerdict::Pass).then(|| {
+                let lines = failure_lines(r, 20);
+                JunitFailure {
+                    kind: r.verdict.name(),
+                    message: lines.first().cloned().unwrap_or_default(),
+                    body: lines.join("\n"),
+                }
+            });
+            JunitCase {
+                classname: &r.file,
+                name: format!("{} seed {}", r.scenario, r.seed),
+                time: Some(r.wall_clock.seconds),
+                failure,
+            }
+        })
+        .collect();
+    junit_xml("mqsim", time, &cases)
+}
+
+/// One test case of a JUnit file.
+pub(crate) struct JunitCase<'a> {
+    pub classname: &'a str,
+    pub name: String,
+    /// Its own time, when it has one.
+    pub time: Option<f64>,
+    pub failure: Option<JunitFailure>,
+}
+
+/// Why a JUnit test case failed.
+pub(crate) struct JunitFailure {
+    /// The failure's `type`.
+    pub kind: &'static str,
+    /// Its one-line `message`.
+    pub message: String,
+    /// Its text.
+    pub body: String,
+}
+
+/// A JUnit XML document of one suite named `suite`, taking `time` seconds, of `cases`:
+/// `mqsim run` and `mqsim explore` both write one for CI.
+pub(crate) fn junit_xml(suite: &str, time: f64, cases: &[JunitCase<'_>]) -> String {
+    let failures = cases.iter().filter(|c| c.failure.is_some()).count();
+    let tests = cases.len();
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         s,
-        "<testsuites name=\"mqsim\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">",
-        records.len()
+        "<testsuites name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" time=\"{time:.3}\">"
     );
     let _ = writeln!(
         s,
-        "  <testsuite name=\"mqsim\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" \
-         skipped=\"0\" time=\"{time:.3}\">",
-        records.len()
+        "  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" \
+         skipped=\"0\" time=\"{time:.3}\">"
     );
-    for r in records {
+    for c in cases {
         let _ = write!(
             s,
-            "    <testcase classname=\"{}\" name=\"{} seed {}\" time=\"{:.3}\"",
-            xml(&r.file),
-            xml(&r.scenario),
-            r.seed,
-            r.wall_clock.seconds
+            "    <testcase classname=\"{}\" name=\"{}\"",
+            xml(c.classname),
+            xml(&c.name)
         );
-        if r.verdict == RunVerdict::Pass {
+        if let Some(t) = c.time {
+            let _ = write!(s, " time=\"{t:.3}\"");
+        }
+        let Some(f) = &c.failure else {
             s.push_str("/>\n");
             continue;
-        }
-        let lines = failure_lines(r, 20);
+        };
         let _ = writeln!(
             s,
             ">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>",
-            r.verdict.name(),
-            xml(lines.first().map_or("", String::as_str)),
-            xml(&lines.join("\n"))
+            f.kind,
+            xml(&f.message),
+            xml(&f.body)
         );
     }
     s.push_str("  </testsuite>\n</testsuites>\n");

@@ -147,75 +147,58 @@ pub fn text(runs: &[ExploreRun], reproducers: &[Reproducer], wall: &Wall) -> Str
 /// JUnit XML for CI: one test case per scenario explored, failed when any seed failed, with
 /// the failing seeds and the reproducer in the failure's text.
 pub fn junit(runs: &[ExploreRun], reproducers: &[Reproducer], wall: &Wall) -> String {
-    use crate::report::xml;
-    let files = scenario_files(runs);
-    let failed = |file: &str| {
-        runs.iter()
-            .filter(|r| r.file == file && r.verdict != RunVerdict::Pass)
-            .collect::<Vec<_>>()
-    };
-    let failures = files.iter().filter(|f| !failed(f).is_empty()).count();
-    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        s,
-        "<testsuites name=\"mqsim explore\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
-        files.len(),
-        wall.seconds
-    );
-    let _ = writeln!(
-        s,
-        "  <testsuite name=\"mqsim explore\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" \
-         skipped=\"0\" time=\"{:.3}\">",
-        files.len(),
-        wall.seconds
-    );
-    for file in files {
-        let mine = runs.iter().filter(|r| r.file == file).count();
-        let name = runs
-            .iter()
-            .find(|r| r.file == file)
-            .map_or("", |r| r.scenario.as_str());
-        let _ = write!(
-            s,
-            "    <testcase classname=\"{}\" name=\"{} ({mine} seeds)\"",
-            xml(file),
-            xml(name)
-        );
-        let bad = failed(file);
-        let Some(first) = bad.first() else {
-            s.push_str("/>\n");
-            continue;
-        };
-        let mut body: Vec<String> = bad
-            .iter()
-            .take(20)
-            .map(|r| {
-                format!(
-                    "seed {}: {} {}",
-                    r.seed,
-                    r.verdict.name(),
-                    r.failure.as_deref().unwrap_or("?")
-                )
-            })
-            .collect();
-        for p in reproducers.iter().filter(|p| p.file == file) {
-            body.push(format!(
-                "reproducer: {} ({} faults, {} hosts)",
-                p.reproducer_file, p.minimal.faults, p.minimal.hosts
-            ));
-        }
-        let _ = writeln!(
-            s,
-            ">\n      <failure type=\"{}\" message=\"{} of {mine} seeds failed, first seed {}: {}\">{}</failure>\n    </testcase>",
-            first.verdict.name(),
-            bad.len(),
-            first.seed,
-            xml(first.failure.as_deref().unwrap_or("?")),
-            xml(&body.join("\n"))
-        );
-    }
-    s.push_str("  </testsuite>\n</testsuites>\n");
-    s
+    use crate::report::{JunitCase, JunitFailure, junit_xml};
+    let cases: Vec<JunitCase> = scenario_files(runs)
+        .into_iter()
+        .map(|file| {
+            let mine = runs.iter().filter(|r| r.file == file).count();
+            let name = runs
+                .iter()
+                .find(|r| r.file == file)
+                .map_or("", |r| r.scenario.as_str());
+            let bad: Vec<&ExploreRun> = runs
+                .iter()
+                .filter(|r| r.file == file && r.verdict != RunVerdict::Pass)
+                .collect();
+            let failure = bad.first().map(|first| {
+                let mut body: Vec<String> = bad
+                    .iter()
+                    .take(20)
+                    .map(|r| {
+                        format!(
+                            "seed {}: {} {}",
+                            r.seed,
+                            r.verdict.name(),
+                            r.failure.as_deref().unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                for p in reproducers.iter().filter(|p| p.file == file) {
+                    body.push(format!(
+                        "reproducer: {} ({} faults, {} hosts)",
+                        p.reproducer_file, p.minimal.faults, p.minimal.hosts
+                    ));
+                }
+                JunitFailure {
+                    kind: first.verdict.name(),
+                    message: format!(
+                        "{} of {mine} seeds failed, first seed {}: {}",
+                        bad.len(),
+                        first.seed,
+                        first.failure.as_deref().unwrap_or("?")
+                    ),
+                    body: body.join("\n"),
+                }
+            });
+            JunitCase {
+                classname: file,
+                name: format!("{name} ({mine} seeds)"),
+                time: None,
+                failure,
+            }
+        })
+        .collect();
+    junit_xml("mqsim explore", wall.seconds, &cases)
 }
 
 /// The scenario files explored, in the runs' order.
