@@ -216,7 +216,7 @@ impl<C: Connector + 'static> Inner<C> {
             self.attempt_ended.notified().await;
         }
         self.state.borrow().backoff.check(Instant::now())?;
-        let _attempt = Attempt::start(self);
+        let under_way = Attempt::start(self);
         let limit = Duration::from_millis(self.config.connect_timeout_ms);
         let attempt = conn::handshake(&self.connector, &self.addr, &self.config.name);
         let result = match timeout(limit, attempt).await {
@@ -226,6 +226,10 @@ impl<C: Connector + 'static> Inner<C> {
                 self.addr, self.config.connect_timeout_ms
             )),
         };
+        // The waiting calls are woken before the connection's writer task is spawned, so they
+        // run first and their frames join this call's in the writer's first write. Nothing
+        // runs before this call's poll ends, so they find the outcome recorded below.
+        drop(under_way);
         let mut state = self.state.borrow_mut();
         match result {
             Ok(halves) => {

@@ -207,14 +207,14 @@ impl Conn {
 /// Sends everything in the outbox, one write per wake-up, until the connection closes.
 ///
 /// The simulator charges per write and per tick, not per byte, so the writer takes the whole
-/// outbox at once: every call that queued a frame before the writer ran shares one write.
+/// outbox at once: every call that queued a frame before the writer ran shares one write. The
+/// scheduler runs woken tasks in the order they were woken, so calls whose tasks were already
+/// due when the first call woke the writer (a burst woken together) run before it and share its
+/// write. The writer does not yield to gather more: that cost a second poll and a pass of the
+/// timer driver per request, in a simulation where most writes carry one frame anyway.
 async fn write_loop<W: AsyncWrite + Unpin>(conn: Rc<Conn>, mut write: W) {
     let mut batch = Vec::new();
     loop {
-        // Let every task that is ready in this pass of the scheduler queue its frame first, so
-        // that a burst of calls woken together (for instance by a connection coming up) shares
-        // one write instead of the first caller's frame going out alone.
-        tokio::task::yield_now().await;
         std::mem::swap(&mut *conn.outbox.borrow_mut(), &mut batch);
         if batch.is_empty() {
             conn.wake_writer.notified().await;
