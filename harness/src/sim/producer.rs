@@ -12,7 +12,7 @@
 //! skips the messages whose intended time passed while it was down (they were never
 //! attempted) and carries on with fresh sequence numbers, so an id is never reused.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -90,8 +90,10 @@ pub async fn run<D: DriverExt + 'static>(
         // window and a batch's bound allow.
         let now = clock.now().as_nanos();
         // Sized for as many messages as the last batch had: a batch grown a push at a time
-        // reallocated and copied itself about seven times at 100 messages per tick.
-        let mut batch = Vec::with_capacity(last_batch);
+        // reallocated and copied itself about seven times at 100 messages per tick. The
+        // attempts go in a vector a finished batch gave back when there is one.
+        let mut batch = window_state.spare.borrow_mut().pop().unwrap_or_default();
+        batch.reserve(last_batch);
         let mut requests = Vec::with_capacity(last_batch);
         loop {
             let id = ids::message_id(slot.index, seq as u32);
@@ -150,6 +152,11 @@ const MAX_BATCH: usize = mqsim_broker::limits::MAX_RECEIVE_BATCH as usize;
 struct Window {
     count: Cell<usize>,
     freed: Notify,
+    /// The emptied attempt vectors of finished batches, for the next batches to fill: a
+    /// vector allocated for every batch and freed when it finished was an allocation per
+    /// message at a rate where every batch holds one. There are never more of them than
+    /// batches once in flight at the same time.
+    spare: RefCell<Vec<Vec<Attempts>>>,
 }
 
 /// Sends a wake-up's messages as one publish batch: each message has its own invoke (all at
@@ -200,7 +207,7 @@ async fn publish_batch<D: DriverExt>(
     // No time passes between the answer and these records: read the clock once.
     let now = clock.now();
     let mut retries = Vec::new();
-    for attempt in batch {
+    for attempt in batch.drain(..) {
         let outcome = match (&whole, results.next()) {
             (None, Some(Ok(c))) => Outcome::Ok(c),
             (None, Some(Err(e))) => Outcome::Fail(Failure::Broker(e)),
@@ -226,6 +233,7 @@ async fn publish_batch<D: DriverExt>(
             left();
         }
     }
+    window.spare.borrow_mut().push(batch);
     if !retries.is_empty() {
         futures_util::future::join_all(retries).await;
     }
