@@ -10,7 +10,7 @@
 //!
 //! ```sh
 //! CARGO_TARGET_DIR=/tmp/target-simbench cargo bench -p mqsim-benches --bench simulation
-//! # one part only: overhead, throughput or memory
+//! # one part only: overhead, catalogue, throughput or memory
 //! CARGO_TARGET_DIR=/tmp/target-simbench cargo bench -p mqsim-benches --bench simulation -- throughput
 //! # check that every part runs (one repetition each, short runs)
 //! CARGO_TARGET_DIR=/tmp/target-simbench cargo bench -p mqsim-benches --bench simulation -- --test
@@ -24,6 +24,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use mqsim_broker::{AckMode, BrokerConfig, DestinationConfig, Durability};
+use mqsim_harness::scenario::ScenarioFile;
 use mqsim_harness::sim::history::Entry;
 use mqsim_harness::sim::spec::{ClientSpec, NetworkSpec, Processing};
 use mqsim_harness::sim::{
@@ -477,6 +478,61 @@ fn overhead(mode: Mode) {
     }
 }
 
+/// The catalogue's scenarios (`scenarios/*.yaml`, each at its own seed), each against the bare
+/// simulation with its hosts, tick and number of steps: what the harness costs on the runs
+/// people make, beside the standard run's fixed load. Faults, drains and every setting are the
+/// scenario's own, so this is not a target's measure, only the spread around it.
+fn catalogue(mode: Mode) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the scenarios directory")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    paths.sort();
+    println!(
+        "catalogue: wall time of each scenario's run / a bare simulation with its hosts, tick and steps; median of {} interleaved reps",
+        mode.overhead_reps
+    );
+    let mut ratios = Vec::new();
+    for path in &paths {
+        let file = ScenarioFile::load(path).expect("a catalogue scenario loads");
+        let spec = file.scenario.spec.clone();
+        // Warm both up once, as the standard run is.
+        let warm = run(spec.clone(), None).expect("a catalogue run");
+        bare(&spec, warm.steps, Bare::EveryTick);
+        let (mut runs, mut bares) = (Vec::new(), Vec::new());
+        for _ in 0..mode.overhead_reps {
+            let start = Instant::now();
+            let report = black_box(run(spec.clone(), None).expect("a catalogue run"));
+            runs.push(start.elapsed());
+            bares.push(bare(&spec, report.steps, Bare::EveryTick));
+        }
+        let (r, b) = (median(runs), median(bares));
+        let ratio = ms(r) / ms(b);
+        ratios.push(ratio);
+        println!(
+            "  {:<28} {:>2} hosts, {:>5} steps, {:>6} messages, {:>6} events: run {:>6.1} ms, bare {:>6.1} ms, ratio {ratio:.2}",
+            file.stem(),
+            Plan::new(&spec).hosts().count(),
+            warm.steps,
+            warm.summary.completed,
+            warm.history.entries().len(),
+            ms(r),
+            ms(b),
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    let at_most = ratios.iter().filter(|&&r| r <= 1.5).count();
+    println!(
+        "  {} scenarios: ratio min {:.2}, median {:.2}, max {:.2}; {at_most} at or under 1.5",
+        ratios.len(),
+        ratios[0],
+        ratios[ratios.len() / 2],
+        ratios[ratios.len() - 1],
+    );
+}
+
 /// End-to-end throughput with the history on: messages published, delivered and acked (under
 /// auto acks: delivered and applied) per wall-clock second of the whole `run`, setup, drain,
 /// summary and history file included; then the summary and the history file timed again on
@@ -655,6 +711,9 @@ fn main() {
     let part = |name: &str| wanted.is_empty() || wanted.iter().any(|w| name.contains(w));
     if part("overhead") {
         overhead(mode);
+    }
+    if part("catalogue") {
+        catalogue(mode);
     }
     if part("throughput") {
         throughput(mode);
