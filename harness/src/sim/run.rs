@@ -88,10 +88,6 @@ pub enum RunError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs `spec` and, given a path, writes the history there as JSON Lines.
-///
-/// The file is created when the run starts and written while it runs (see [`jsonl::Stream`]);
-/// a run that fails leaves it partly written.
 /// The turmoil settings of a run of `spec`: its seed, a fixed epoch, its tick and link
 /// latencies. Public so that the benches' bare simulations are built exactly as a run is.
 pub fn builder(spec: &ClusterSpec) -> turmoil::Builder {
@@ -108,6 +104,10 @@ pub fn builder(spec: &ClusterSpec) -> turmoil::Builder {
     builder
 }
 
+/// Runs `spec` and, given a path, writes the history there as JSON Lines.
+///
+/// The file is created when the run starts and written while it runs (see [`jsonl::Stream`]);
+/// a run that fails leaves it partly written.
 pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, RunError> {
     spec.validate()?;
     let control = Rc::new(Control::new(spec));
