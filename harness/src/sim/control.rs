@@ -80,6 +80,7 @@ impl Control {
     /// The shared state of a run of `spec`.
     pub fn new(spec: ClusterSpec) -> Self {
         let plan = Plan::new(&spec);
+        let history = History::with_capacity(expected_entries(&spec));
         let procs = plan
             .processes
             .iter()
@@ -93,7 +94,7 @@ impl Control {
         Control {
             spec,
             plan,
-            history: RefCell::new(History::new()),
+            history: RefCell::new(history),
             broker: RefCell::new(None),
             procs,
             fault_phase: Cell::new(true),
@@ -213,6 +214,39 @@ impl Control {
     pub fn any_busy(&self) -> bool {
         self.procs.iter().any(|p| p.busy.get() > 0)
     }
+}
+
+/// Entries a history reserves room for before a run: about eight a message the producers are
+/// scheduled to send (a publish's invoke and completion, a delivery, an effect, an ack's
+/// invoke and completion, and a share of the receives), at the highest rate their schedules
+/// reach, plus room for the phases and the nemesis. An estimate, never a limit: a history
+/// that outgrows it grows as any vector does. It is capped so that a long run reserves at most
+/// 16 MiB of address space up front.
+fn expected_entries(spec: &ClusterSpec) -> usize {
+    const PER_MESSAGE: f64 = 8.0;
+    const BASE: usize = 1024;
+    const MAX: usize = 1 << 18;
+    let messages: f64 = spec
+        .producers
+        .iter()
+        .map(|p| {
+            let rate = p
+                .rate_changes
+                .iter()
+                .map(|c| c.messages_per_s)
+                .fold(p.messages_per_s, f64::max);
+            let ms = p
+                .duration_ms
+                .unwrap_or(u64::MAX)
+                .min(spec.duration_ms.saturating_sub(p.start_ms));
+            let each =
+                (rate * ms as f64 / 1000.0).min(p.messages.map_or(f64::INFINITY, |m| m as f64));
+            each * f64::from(p.count)
+        })
+        .sum();
+    // A float beyond usize saturates in the cast, and the cap applies.
+    BASE.saturating_add((messages * PER_MESSAGE) as usize)
+        .min(MAX)
 }
 
 /// Records broker events into the history: the server's event sink.
