@@ -643,15 +643,16 @@ fn memory(mode: Mode) {
 /// standard run, `bare` the bare simulation (hosts sleeping every tick) with its number of
 /// steps, `traffic` the standard run's traffic alone ([`traffic`]), and
 /// `headline` the `explicit-acks` load over `MQSIM_SIM_ONCE_MS` of fault phase (200 by default).
+/// `MQSIM_SIM_ONCE_REPS` repeats the first three, for a sampling profiler.
 fn once(what: &str) {
     let spec = overhead_spec(STANDARD_RATE);
+    // `MQSIM_SIM_ONCE_REPS` runs it that many times, for a sampling profiler.
+    let reps = std::env::var("MQSIM_SIM_ONCE_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     match what {
         "standard" => {
-            // `MQSIM_SIM_ONCE_REPS` runs it that many times, for a sampling profiler.
-            let reps = std::env::var("MQSIM_SIM_ONCE_REPS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1);
             for _ in 0..reps {
                 let (r, wall) = run_checked(spec.clone(), scheduled(2, STANDARD_RATE, 1, 3_000));
                 println!(
@@ -666,14 +667,18 @@ fn once(what: &str) {
         "bare" => {
             // The standard run's number of steps, without running it under the profiler.
             let steps = 3_040;
-            println!(
-                "bare: {steps} steps in {:?}",
-                bare(&spec, steps, Bare::EveryTick)
-            );
+            for _ in 0..reps {
+                println!(
+                    "bare: {steps} steps in {:?}",
+                    bare(&spec, steps, Bare::EveryTick)
+                );
+            }
         }
         "traffic" => {
-            let (wall, writes) = traffic(&spec, 3_040);
-            println!("traffic: 3040 steps, {writes} writes in {wall:?}");
+            for _ in 0..reps {
+                let (wall, writes) = traffic(&spec, 3_040);
+                println!("traffic: 3040 steps, {writes} writes in {wall:?}");
+            }
         }
         "headline" => {
             let ms = std::env::var("MQSIM_SIM_ONCE_MS")
