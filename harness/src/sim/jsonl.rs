@@ -7,7 +7,7 @@
 //! bytes identifies the run.
 
 use std::io::{self, Write};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
 use serde::Serialize;
@@ -128,11 +128,13 @@ impl<W: Write> Out<W> {
     }
 }
 
-/// Entries gathered in the step loop before they go to the writer thread together.
-const STREAM_ENTRIES: usize = 16 * 1024;
+/// Entries gathered in the step loop before they go to the writer thread together: small
+/// enough that the entries still to be written when the run ends take little time, large
+/// enough that hand-offs are rare (a standard run of the simulation bench makes five).
+const STREAM_ENTRIES: usize = 4 * 1024;
 
 /// Batches of entries that may wait for the writer thread; beyond that the step loop waits.
-const STREAM_QUEUE: usize = 64;
+const STREAM_QUEUE: usize = 256;
 
 /// The file form written while the simulation runs, by a thread of its own.
 ///
@@ -165,6 +167,9 @@ const STREAM_QUEUE: usize = 64;
 #[derive(Debug)]
 pub struct Stream {
     tx: Option<SyncSender<Batch>>,
+    /// Batch vectors the writer is done with, emptied, for the next batches: copying into
+    /// memory already touched costs the step loop less than faulting in fresh pages.
+    spare: Receiver<Vec<Entry>>,
     thread: Option<JoinHandle<io::Result<Streamed>>>,
     /// Entries and interned strings handed over so far.
     entries: usize,
@@ -192,11 +197,13 @@ impl Stream {
     /// `spec`.
     pub fn start(plan: Plan, spec: ClusterSpec, out: Box<dyn Write + Send>) -> io::Result<Stream> {
         let (tx, rx) = sync_channel(STREAM_QUEUE);
+        let (give_back, spare) = channel();
         let thread = std::thread::Builder::new()
             .name("mqsim-history".to_owned())
-            .spawn(move || write_stream(&plan, &spec, rx, out))?;
+            .spawn(move || write_stream(&plan, &spec, rx, give_back, out))?;
         Ok(Stream {
             tx: Some(tx),
+            spare,
             thread: Some(thread),
             entries: 0,
             strings: 0,
@@ -211,8 +218,11 @@ impl Stream {
     }
 
     fn send(&mut self, history: &History) {
+        let new = &history.entries()[self.entries..];
+        let mut entries = self.spare.try_recv().unwrap_or_default();
+        entries.extend_from_slice(new);
         let batch = Batch {
-            entries: history.entries()[self.entries..].to_vec(),
+            entries,
             strings: history.strings()[self.strings..].to_vec(),
         };
         self.entries = history.entries().len();
@@ -263,6 +273,7 @@ fn write_stream(
     plan: &Plan,
     spec: &ClusterSpec,
     rx: Receiver<Batch>,
+    give_back: Sender<Vec<Entry>>,
     out: Box<dyn Write + Send>,
 ) -> io::Result<Streamed> {
     let mut out = Out::new(out, plan);
@@ -282,10 +293,17 @@ fn write_stream(
                 return Ok(Streamed::Conflict);
             }
         }
+        // The batch's vector goes back to the step loop once its entries are taken; a send
+        // fails only once the run is over, when nothing needs it.
+        let mut spent = batch.entries;
         if held.is_empty() {
-            held = batch.entries;
+            std::mem::swap(&mut held, &mut spent);
         } else {
-            held.extend_from_slice(&batch.entries);
+            held.extend_from_slice(&spent);
+        }
+        spent.clear();
+        if spent.capacity() > 0 {
+            let _ = give_back.send(spent);
         }
         let ready = held
             .iter()
