@@ -338,12 +338,10 @@ impl BrokerConfig {
         }
     }
 
-    /// Switches on the test-only defects named (kebab-case, as [`Defect::name`] spells them),
+    /// Switches on the test-only defects named (kebab-case, as `Defect::name` spells them),
     /// for configurations read from text such as scenario files. It exists in every build so
     /// that a reader need not know how the broker was built: without the `defects` feature
     /// there are no defects, and any name is refused with a message that says how to get them.
-    ///
-    /// [`Defect::name`]: crate::defect::Defect
     pub fn switch_on_defects(&mut self, names: &[String]) -> Result<(), String> {
         #[cfg(feature = "defects")]
         for name in names {

@@ -1,5 +1,9 @@
 //! The `mqsim` command line. Argument parsing lives here; the commands are in the library.
 
+// The doc comments of the argument types are clap's help text, read on a terminal, where
+// `<unix seconds>` is a placeholder and not an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
+
 use clap::{Parser, Subcommand};
 use mqsim_harness::Exit;
 use mqsim_harness::batch;

@@ -29,7 +29,7 @@ pub fn write(history: &History, plan: &Plan, out: impl Write) -> io::Result<([u8
     write_with_ids(history, plan, &history.broker_ids(), out)
 }
 
-/// [`write`], given the history's [`History::broker_ids`].
+/// [`write()`], given the history's [`History::broker_ids`].
 pub fn write_with_ids(
     history: &History,
     plan: &Plan,
@@ -140,8 +140,8 @@ const STREAM_QUEUE: usize = 256;
 ///
 /// Formatting and hashing the history is not simulated code, so it need not wait for the end
 /// of the run: the step loop hands the entries recorded so far to a writer thread every
-/// [`STREAM_ENTRIES`] entries ([`Stream::feed`]), and the writer formats and hashes them while
-/// the simulation goes on. The bytes are exactly those of [`write`] on the finished history:
+/// `STREAM_ENTRIES` entries ([`Stream::feed`]), and the writer formats and hashes them while
+/// the simulation goes on. The bytes are exactly those of [`write()`] on the finished history:
 ///
 /// * Entries are `Copy` and only ever appended; the writer gets copies, in recording order,
 ///   with the interned strings added since the last batch (a string is interned before the
@@ -156,7 +156,7 @@ const STREAM_QUEUE: usize = 256;
 ///   written as soon as its broker id is known. A line whose id is not known yet holds back
 ///   itself and every line after it until it is, or until the run ends and the map is final.
 /// * If a broker id is ever named with a second harness id, what was written may differ from
-///   [`write`]'s bytes: the writer stops, and [`Stream::finish`] says so, so that the caller
+///   [`write()`]'s bytes: the writer stops, and [`Stream::finish`] says so, so that the caller
 ///   writes the whole file again after the run.
 ///
 /// The writer also counts the [`Summary`] as the entries pass, in the same order and with the
