@@ -162,7 +162,7 @@ pub fn run_report(records: &[Record]) -> String {
         records.len()
     );
     for column in RUN_COLUMNS {
-        let _ = write!(body, "<th>{column}</th>");
+        let _ = write!(body, "<th>{}</th>", column.name);
     }
     body.push_str("</tr>");
     for r in records {

@@ -15,10 +15,14 @@ pub fn markdown(records: &[Record]) -> String {
     let _ = writeln!(s, "{passed} of {} runs passed.\n", records.len());
     // The Markdown table leaves out the last column, the maximum, which the HTML page has.
     let columns = RUN_COLUMNS.len() - 1;
-    let _ = writeln!(s, "| {} |", RUN_COLUMNS[..columns].join(" | "));
-    s.push_str(
-        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-    );
+    let shown = &RUN_COLUMNS[..columns];
+    let names: Vec<&str> = shown.iter().map(|c| c.name).collect();
+    let aligns: Vec<&str> = shown
+        .iter()
+        .map(|c| if c.numeric { "---:" } else { "---" })
+        .collect();
+    let _ = writeln!(s, "| {} |", names.join(" | "));
+    let _ = writeln!(s, "| {} |", aligns.join(" | "));
     for r in records {
         let cells: Vec<String> = run_cells(r)[..columns].iter().map(|c| cell(c)).collect();
         let _ = writeln!(s, "| {} |", cells.join(" | "));
@@ -145,21 +149,43 @@ pub(crate) fn failure_lines(r: &Record, violations: usize) -> Vec<String> {
     lines
 }
 
+/// A column of the run table: its heading, and whether it holds numbers (which the Markdown
+/// table aligns right).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Column {
+    pub name: &'static str,
+    pub numeric: bool,
+}
+
+const fn text(name: &'static str) -> Column {
+    Column {
+        name,
+        numeric: false,
+    }
+}
+
+const fn number(name: &'static str) -> Column {
+    Column {
+        name,
+        numeric: true,
+    }
+}
+
 /// The columns of the run table in `report.md` and `report.html`.
-pub(crate) const RUN_COLUMNS: [&str; 13] = [
-    "scenario",
-    "seed",
-    "delivery",
-    "verdict",
-    "confirmed",
-    "lost",
-    "duplicate deliveries",
-    "duplicate effects",
-    "dead-lettered",
-    "throughput/s",
-    "e2e p50 ms",
-    "e2e p99 ms",
-    "e2e max ms",
+pub(crate) const RUN_COLUMNS: [Column; 13] = [
+    text("scenario"),
+    number("seed"),
+    text("delivery"),
+    text("verdict"),
+    number("confirmed"),
+    number("lost"),
+    number("duplicate deliveries"),
+    number("duplicate effects"),
+    number("dead-lettered"),
+    number("throughput/s"),
+    number("e2e p50 ms"),
+    number("e2e p99 ms"),
+    number("e2e max ms"),
 ];
 
 /// Where the verdict is in a row, so that a report can mark a run that did not pass.
@@ -274,5 +300,25 @@ mod tests {
         assert!(md.contains("| b\\|c | 3 | at-least-once | fail |"), "{md}");
         assert!(md.contains("## b|c seed 3: fail"));
         assert!(md.contains("- expectation: counts.lost = 1, expected 0"));
+    }
+
+    #[test]
+    fn the_markdown_table_aligns_each_column_by_its_kind() {
+        // The heading, the alignment row and every run's row have the same number of cells,
+        // and the alignment row follows the columns' kinds: a column added or moved cannot
+        // leave the alignment row behind.
+        let md = markdown(&[record("a", RunVerdict::Pass)]);
+        let rows: Vec<Vec<&str>> = md
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        assert_eq!(rows.len(), 3, "{md}");
+        assert!(rows.iter().all(|r| r.len() == rows[0].len()), "{md}");
+        assert_eq!(rows[0][0], "scenario");
+        assert_eq!(rows[1][0], "---", "the scenario is text");
+        assert_eq!(rows[1][1], "---:", "the seed is a number");
+        assert_eq!(rows[1][3], "---", "the verdict is text");
+        assert!(rows[1][4..].iter().all(|a| *a == "---:"), "{md}");
     }
 }
