@@ -9,10 +9,40 @@ use std::net::SocketAddr;
 use mqsim_broker::Time;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+/// A connection whose halves can be owned by different tasks.
+///
+/// `tokio::io::split` works on any stream but puts it behind a lock that every read and write
+/// takes; the sockets' own splits hand out halves that need none.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + 'static {
+    /// The half that reads.
+    type Read: AsyncRead + Unpin + 'static;
+    /// The half that writes. Dropping it closes the sending side, as dropping the whole
+    /// stream would.
+    type Write: AsyncWrite + Unpin + 'static;
+    /// Splits the stream into its halves.
+    fn into_halves(self) -> (Self::Read, Self::Write);
+}
+
+impl Stream for turmoil::net::TcpStream {
+    type Read = turmoil::net::tcp::OwnedReadHalf;
+    type Write = turmoil::net::tcp::OwnedWriteHalf;
+    fn into_halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+impl Stream for tokio::net::TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+    fn into_halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
 /// Accepts connections.
 pub trait Listener {
     /// The connection type.
-    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    type Stream: Stream;
     /// Waits for the next connection.
     fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>>;
 }
@@ -20,7 +50,7 @@ pub trait Listener {
 /// Opens connections.
 pub trait Connector {
     /// The connection type.
-    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    type Stream: Stream;
     /// Connects to `addr` (a `host:port` that the network resolves).
     fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>>;
 }

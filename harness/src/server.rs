@@ -45,7 +45,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tokio::time::{Duration, MissedTickBehavior, timeout};
 
-use crate::net::{Clock, Listener};
+use crate::net::{Clock, Listener, Stream};
 use crate::wire::{self, ClientFrame, FrameReader, PROTOCOL_VERSION, ServerFrame, WireError};
 
 /// How a server runs.
@@ -317,14 +317,18 @@ impl From<WireError> for Ending {
 
 async fn connection<St, S>(stream: St, shared: Rc<Shared<S>>)
 where
-    St: AsyncRead + AsyncWrite + Unpin,
+    St: Stream,
     S: Storage,
 {
-    let (mut read, mut write) = tokio::io::split(stream);
+    let (mut read, mut write) = stream.into_halves();
     let ending = session(FrameReader::new(&mut read), &mut write, &shared).await;
     if let Ending::Goodbye(reason) = ending {
         goodbye(&mut read, &mut write, reason).await;
     }
+    // The reading half goes first, as it did when the whole stream was dropped at once: it
+    // may send a reset for unread input, before the writing half's close.
+    drop(read);
+    drop(write);
 }
 
 /// The handshake, then requests until the connection ends.
@@ -425,9 +429,11 @@ where
 }
 
 /// Turns away a connection beyond the limit.
-async fn refuse<St: AsyncRead + AsyncWrite + Unpin>(stream: St, reason: String) {
-    let (mut read, mut write) = tokio::io::split(stream);
+async fn refuse<St: Stream>(stream: St, reason: String) {
+    let (mut read, mut write) = stream.into_halves();
     goodbye(&mut read, &mut write, reason).await;
+    drop(read);
+    drop(write);
 }
 
 /// Sends `Goodbye`, closes the sending side and lingers: see [`LINGER`].

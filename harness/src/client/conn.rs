@@ -11,13 +11,13 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use mqsim_broker::{BrokerError, Command, Reply};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::ClientStats;
-use crate::net::Connector;
+use crate::net::{Connector, Stream};
 use crate::wire::{ClientFrame, FrameReader, PROTOCOL_VERSION, ServerFrame, WireError, encode};
 
 /// What became of a queued request.
@@ -36,7 +36,7 @@ pub(super) enum Answer {
 }
 
 /// The two halves of a connection that has completed the handshake.
-pub(super) type Halves<S> = (FrameReader<ReadHalf<S>>, WriteHalf<S>);
+pub(super) type Halves<S> = (FrameReader<<S as Stream>::Read>, <S as Stream>::Write);
 
 /// Connects to `addr`, says `Hello` and waits for `Welcome`. Anything else, including
 /// `Goodbye`, is a failed attempt, described by the `Err` string.
@@ -49,7 +49,7 @@ pub(super) async fn handshake<C: Connector>(
         .connect(addr)
         .await
         .map_err(|e| format!("connecting to {addr} failed: {e}"))?;
-    let (read, mut write) = tokio::io::split(stream);
+    let (read, mut write) = stream.into_halves();
     let hello = ClientFrame::Hello {
         version: PROTOCOL_VERSION,
         client: name.to_owned(),
@@ -98,9 +98,13 @@ pub(super) struct Conn {
 
 impl Conn {
     /// Starts the writer and reader tasks of a connection that completed its handshake.
-    pub(super) fn start<S>((frames, write): Halves<S>, stats: Rc<RefCell<ClientStats>>) -> Rc<Self>
+    pub(super) fn start<R, W>(
+        (frames, write): (FrameReader<R>, W),
+        stats: Rc<RefCell<ClientStats>>,
+    ) -> Rc<Self>
     where
-        S: AsyncRead + AsyncWrite + Unpin + 'static,
+        R: AsyncRead + Unpin + 'static,
+        W: AsyncWrite + Unpin + 'static,
     {
         let conn = Rc::new(Conn {
             outbox: RefCell::new(Vec::new()),
