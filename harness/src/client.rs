@@ -288,7 +288,14 @@ impl<C: Connector + 'static> Driver for Client<C> {
         let Ok(_slot) = inner.slots.acquire().await else {
             return Outcome::Fail(Failure::Unavailable("the client is closed".to_owned()));
         };
-        let conn = match inner.connection().await {
+        // Opening a connection is rare, and its future, with the handshake's inside, is most of
+        // a call's size: boxed, it leaves every call's future small, and a call's future is
+        // moved into place (a producer's batch into its set of futures) once per call.
+        let open = match inner.open_conn() {
+            Some(conn) => Ok(conn),
+            None => Box::pin(inner.connection()).await,
+        };
+        let conn = match open {
             Ok(conn) => conn,
             Err(why) => return Outcome::Fail(Failure::Unavailable(why)),
         };
