@@ -170,8 +170,14 @@ pub struct FrameReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    /// Bytes read from the stream at a time.
+    /// Bytes of buffer a read gets when the buffer needs room.
     const READ_CHUNK: usize = 64 * 1024;
+
+    /// Room below which the buffer is given [`Self::READ_CHUNK`] more before a read. Asking
+    /// for a whole chunk before every read, as the reader once did, allocated a fresh chunk
+    /// after every frame whose payloads a caller still held (a client's deliveries are slices
+    /// of the buffer), where a buffer with room can go on filling the same allocation.
+    const MIN_ROOM: usize = 4 * 1024;
 
     /// Wraps a stream.
     pub fn new(inner: R) -> Self {
@@ -187,7 +193,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if let Some(frame) = decode(&mut self.buf)? {
                 return Ok(Some(frame));
             }
-            self.buf.reserve(Self::READ_CHUNK);
+            self.make_room();
             if self.inner.read_buf(&mut self.buf).await? == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
@@ -204,13 +210,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn fill_available(&mut self, limit: usize) {
         use futures_util::FutureExt as _;
         while self.buf.len() < limit {
-            self.buf.reserve(Self::READ_CHUNK);
+            self.make_room();
             // `read_buf` is cancel-safe: what it read is in the buffer even if it is dropped.
             match self.inner.read_buf(&mut self.buf).now_or_never() {
                 Some(Ok(n)) if n > 0 => {}
                 // Pending, the end of the stream, or an error: `next` meets the last two.
                 _ => break,
             }
+        }
+    }
+
+    /// Gives the buffer room for a read, only when it has little left.
+    fn make_room(&mut self) {
+        if self.buf.capacity() - self.buf.len() < Self::MIN_ROOM {
+            self.buf.reserve(Self::READ_CHUNK);
         }
     }
 
@@ -338,6 +351,74 @@ mod tests {
             r.next::<ClientFrame>().await,
             Err(WireError::Truncated)
         ));
+    }
+
+    /// A stream that hands over one chunk per read, as a network delivers one segment at a
+    /// time.
+    struct Segments(std::collections::VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Segments {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if let Some(chunk) = self.0.pop_front() {
+                buf.put_slice(&chunk);
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A delivery frame with one message whose payload is `n` repeated.
+    fn delivered(n: u8) -> ServerFrame {
+        ServerFrame::Response {
+            id: u64::from(n),
+            result: Ok(Reply::Delivered {
+                deliveries: vec![mqsim_broker::Delivery {
+                    message_id: mqsim_broker::MessageId(u64::from(n)),
+                    partition: 0,
+                    offset: u64::from(n),
+                    key: None,
+                    payload: Bytes::from(vec![n; 16]),
+                    delivery_count: 1,
+                    published_at: mqsim_broker::Time(0),
+                    receipt: None,
+                }],
+            }),
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn held_payloads_do_not_make_every_read_allocate_a_new_buffer() {
+        let segments = (1..=3u8)
+            .map(|n| {
+                let mut out = Vec::new();
+                encode(&delivered(n), &mut out).unwrap();
+                out
+            })
+            .collect();
+        let mut r = FrameReader::new(Segments(segments));
+        let mut payloads = Vec::new();
+        for n in 1..=3u8 {
+            let Some(ServerFrame::Response {
+                result: Ok(Reply::Delivered { deliveries }),
+                ..
+            }) = r.next::<ServerFrame>().await.unwrap()
+            else {
+                panic!("frame {n} is not a delivery");
+            };
+            // Held, as a consumer holds its deliveries while it processes them.
+            payloads.push(deliveries[0].payload.clone());
+        }
+        assert_eq!(payloads[2][..], [3u8; 16]);
+        // The frames are tens of bytes each: all three payloads are in the first buffer,
+        // where a fresh buffer for each read would put them a chunk apart.
+        let first = payloads[0].as_ptr() as usize;
+        for p in &payloads[1..] {
+            let distance = (p.as_ptr() as usize).abs_diff(first);
+            assert!(distance < 1024, "a payload {distance} bytes from the first");
+        }
     }
 
     proptest! {
