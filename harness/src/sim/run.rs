@@ -186,11 +186,17 @@ pub fn run(spec: ClusterSpec, history_path: Option<&Path>) -> Result<RunReport, 
         stream.feed(&control.history.borrow());
     };
     let end = Time(u64::try_from(sim.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    // Nothing is recorded after the last step, so the writer can have the last entries now
+    // and write them while this thread takes the simulation down: the broker's log, whose
+    // records own every message, takes about as long to drop as the writer's last batch takes
+    // to write, and both used to be waited for one after the other.
+    stream.close(&control.history.borrow());
     drop(sim);
+    control.broker.borrow_mut().take();
+    drop(nemesis);
 
     // The hosts, which held the other references to the control, went with the simulation.
     let history = std::mem::take(&mut *control.history.borrow_mut());
-    stream.close(&history);
     let (digest, history_bytes, summary) = match stream.finish()? {
         Some(written) => written,
         // The streamed file could not stand for the finished history's (see `jsonl::Stream`):
