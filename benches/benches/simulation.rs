@@ -446,6 +446,16 @@ fn overhead(mode: Mode) {
             }
             last = report;
         }
+        // Each run against the bare simulation measured right after it: a pair is taken within
+        // a tenth of a second, so a change in the machine's speed between repetitions, which
+        // can put the median run and the median bare simulation in different spells, moves
+        // few pairs.
+        let mut pairs: Vec<f64> = runs
+            .iter()
+            .zip(&every_tick)
+            .map(|(r, e)| ms(*r) / ms(*e))
+            .collect();
+        pairs.sort_by(f64::total_cmp);
         let (r, e, u) = (median(runs), median(every_tick), median(until_end));
         let label = if standard { "standard run" } else { "run" };
         println!(
@@ -465,6 +475,12 @@ fn overhead(mode: Mode) {
             "    ratio {:.2} (vs every tick), {:.2} (vs until the end); target <= 1.5",
             ms(r) / ms(e),
             ms(r) / ms(u)
+        );
+        println!(
+            "    each run against the bare simulation (every tick) right after it: median {:.2}, {:.2} to {:.2}",
+            pairs[pairs.len() / 2],
+            pairs[0],
+            pairs[pairs.len() - 1]
         );
         if standard {
             let f = median(floor);
