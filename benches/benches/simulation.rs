@@ -24,6 +24,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use mqsim_broker::{AckMode, BrokerConfig, DestinationConfig, Durability};
+use mqsim_harness::discover::discover;
 use mqsim_harness::scenario::ScenarioFile;
 use mqsim_harness::sim::history::Entry;
 use mqsim_harness::sim::spec::{ClientSpec, NetworkSpec, Processing};
@@ -500,12 +501,10 @@ fn overhead(mode: Mode) {
 /// scenario's own, so this is not a target's measure, only the spread around it.
 fn catalogue(mode: Mode) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("the scenarios directory")
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    paths.sort();
+    // The same files, in the same order, as `mqsim run scenarios/` finds.
+    let found = discover(&[dir]);
+    assert!(found.errors.is_empty(), "{:?}", found.errors);
+    let paths = found.files;
     println!(
         "catalogue: wall time of each scenario's run / a bare simulation with its hosts, tick and steps; median of {} interleaved reps",
         mode.overhead_reps
