@@ -245,6 +245,12 @@ fn median(mut xs: Vec<Duration>) -> Duration {
     xs[xs.len() / 2]
 }
 
+/// The smallest, the median and the largest of some ratios.
+fn spread(mut xs: Vec<f64>) -> (f64, f64, f64) {
+    xs.sort_by(f64::total_cmp);
+    (xs[0], xs[xs.len() / 2], xs[xs.len() - 1])
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -451,12 +457,12 @@ fn overhead(mode: Mode) {
         // a tenth of a second, so a change in the machine's speed between repetitions, which
         // can put the median run and the median bare simulation in different spells, moves
         // few pairs.
-        let mut pairs: Vec<f64> = runs
-            .iter()
-            .zip(&every_tick)
-            .map(|(r, e)| ms(*r) / ms(*e))
-            .collect();
-        pairs.sort_by(f64::total_cmp);
+        let (pair_min, pair_median, pair_max) = spread(
+            runs.iter()
+                .zip(&every_tick)
+                .map(|(r, e)| ms(*r) / ms(*e))
+                .collect(),
+        );
         let (r, e, u) = (median(runs), median(every_tick), median(until_end));
         let label = if standard { "standard run" } else { "run" };
         println!(
@@ -479,9 +485,7 @@ fn overhead(mode: Mode) {
         );
         println!(
             "    each run against the bare simulation (every tick) right after it: median {:.2}, {:.2} to {:.2}",
-            pairs[pairs.len() / 2],
-            pairs[0],
-            pairs[pairs.len() - 1]
+            pair_median, pair_min, pair_max
         );
         if standard {
             let f = median(floor);
@@ -537,14 +541,11 @@ fn catalogue(mode: Mode) {
             ms(b),
         );
     }
-    ratios.sort_by(f64::total_cmp);
     let at_most = ratios.iter().filter(|&&r| r <= 1.5).count();
+    let count = ratios.len();
+    let (min, mid, max) = spread(ratios);
     println!(
-        "  {} scenarios: ratio min {:.2}, median {:.2}, max {:.2}; {at_most} at or under 1.5",
-        ratios.len(),
-        ratios[0],
-        ratios[ratios.len() / 2],
-        ratios[ratios.len() - 1],
+        "  {count} scenarios: ratio min {min:.2}, median {mid:.2}, max {max:.2}; {at_most} at or under 1.5"
     );
 }
 
