@@ -306,27 +306,24 @@ impl<C: Connector + 'static> Driver for Client<C> {
         };
         // The timeout counts from queueing; the connection's sweeper enforces it.
         let deadline = Instant::now() + Duration::from_millis(inner.config.request_timeout_ms);
-        let answer = match conn.queue(id, command, deadline) {
-            Ok(answer) => answer,
-            Err(e) => {
-                return Outcome::Fail(Failure::Unavailable(format!(
-                    "the request cannot be encoded: {e}"
-                )));
-            }
-        };
+        if let Err(e) = conn.queue(id, command, deadline) {
+            return Outcome::Fail(Failure::Unavailable(format!(
+                "the request cannot be encoded: {e}"
+            )));
+        }
         inner.stats.borrow_mut().requests += 1;
         let _forget = Forget { conn: &conn, id };
-        match answer.await {
-            Ok(Answer::Reply(Ok(reply))) => Outcome::Ok(reply),
-            Ok(Answer::Reply(Err(e))) => Outcome::Fail(Failure::Broker(e)),
-            Ok(Answer::Lost(why)) => Outcome::Info(Indeterminate::ConnectionLost(why)),
-            Ok(Answer::NotSent(why)) => Outcome::Fail(Failure::Unavailable(why)),
-            // The connection vanished without closing, which only happens when the runtime
-            // running its tasks is torn down; the request may have been written.
-            Err(_) => Outcome::Info(Indeterminate::ConnectionLost(
-                "the connection's tasks stopped".to_owned(),
+        match std::future::poll_fn(|cx| conn.poll_answer(id, cx)).await {
+            Some(Answer::Reply(Ok(reply))) => Outcome::Ok(reply),
+            Some(Answer::Reply(Err(e))) => Outcome::Fail(Failure::Broker(e)),
+            Some(Answer::Lost(why)) => Outcome::Info(Indeterminate::ConnectionLost(why)),
+            Some(Answer::NotSent(why)) => Outcome::Fail(Failure::Unavailable(why)),
+            // The request left the table without an answer, which nothing but this call
+            // does; should it ever happen, the request may have been written.
+            None => Outcome::Info(Indeterminate::ConnectionLost(
+                "the request's answer went missing".to_owned(),
             )),
-            Ok(Answer::TimedOut) => {
+            Some(Answer::TimedOut) => {
                 inner.stats.borrow_mut().timeouts += 1;
                 Outcome::Info(Indeterminate::Timeout)
             }

@@ -9,10 +9,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 use mqsim_broker::{BrokerError, Command, Reply};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -84,8 +85,9 @@ pub(super) struct Conn {
     /// The id of the last request the writer has taken from the outbox (and so may have sent).
     /// Ids only grow, so every pending request at or below it may have left this process.
     last_taken: Cell<Option<u64>>,
-    /// Calls waiting for an answer, by request id, each with its deadline: ids and deadlines
-    /// grow together, so the first entry is the next to expire.
+    /// Queued requests, by id, each waiting with its deadline or holding its answer until its
+    /// call takes it. Ids and deadlines grow together, so the first waiting entry is the next
+    /// to expire.
     pending: RefCell<Pending>,
     /// Wakes the writer when the outbox gains a frame.
     wake_writer: Notify,
@@ -134,15 +136,15 @@ impl Conn {
         self.closed.get()
     }
 
-    /// Puts request `id` in the outbox and returns where its answer will arrive, at the latest
-    /// [`Answer::TimedOut`] at `deadline`. Fails only
-    /// when the request cannot be encoded (it is too large), in which case nothing was queued.
+    /// Puts request `id` in the outbox; its answer is then [`Conn::poll_answer`]'s, at the
+    /// latest [`Answer::TimedOut`] at `deadline`. Fails only when the request cannot be encoded
+    /// (it is too large), in which case nothing was queued.
     pub(super) fn queue(
         &self,
         id: u64,
         command: Command,
         deadline: Instant,
-    ) -> Result<oneshot::Receiver<Answer>, WireError> {
+    ) -> Result<(), WireError> {
         debug_assert!(
             !self.is_closed(),
             "requests are only queued on open connections"
@@ -154,15 +156,21 @@ impl Conn {
             &mut self.outbox.borrow_mut(),
         )?;
         self.last_queued.set(Some(id));
-        let (tx, rx) = oneshot::channel();
         let mut pending = self.pending.borrow_mut();
-        if pending.is_empty() {
+        if pending.waiting == 0 {
             self.wake_sweeper.notify_one();
         }
-        pending.insert(id, deadline, tx);
+        pending.insert(id, deadline);
         drop(pending);
         self.wake_writer.notify_one();
-        Ok(rx)
+        Ok(())
+    }
+
+    /// The answer to request `id` once there is one, which takes it out of the table. `None`
+    /// means the request is not in the table: it was never queued here, or its answer was
+    /// taken already.
+    pub(super) fn poll_answer(&self, id: u64, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
+        self.pending.borrow_mut().poll_answer(id, cx)
     }
 
     /// Stops waiting for request `id`: a response that arrives later is dropped.
@@ -181,17 +189,14 @@ impl Conn {
             self.stats.borrow_mut().connections_lost += 1;
         }
         *self.outbox.borrow_mut() = Vec::new();
-        let pending = std::mem::take(&mut *self.pending.borrow_mut());
         let last_taken = self.last_taken.get();
-        for (id, (_, tx)) in pending.into_iter() {
-            let answer = if last_taken.is_some_and(|taken| id <= taken) {
+        self.pending.borrow_mut().answer_all(|id| {
+            if last_taken.is_some_and(|taken| id <= taken) {
                 Answer::Lost(reason.to_owned())
             } else {
                 Answer::NotSent(format!("the connection ended before it was sent: {reason}"))
-            };
-            // The call may have given up already; then nobody needs the answer.
-            let _ = tx.send(answer);
-        }
+            }
+        });
         // A task may be closing its own connection here; aborting itself takes effect when it
         // next yields, and it returns right after this call anyway.
         for task in self.tasks.take() {
@@ -200,11 +205,11 @@ impl Conn {
     }
 
     fn complete(&self, id: u64, result: Result<Reply, BrokerError>) {
-        // No entry means the call timed out or was dropped: the late answer is not wanted.
-        let waiting = self.pending.borrow_mut().remove(id);
-        if let Some((_, tx)) = waiting {
-            let _ = tx.send(Answer::Reply(result));
-        }
+        // A request no longer waiting timed out or its call was dropped: the late answer is
+        // not wanted.
+        self.pending
+            .borrow_mut()
+            .answer(id, || Answer::Reply(result));
     }
 }
 
@@ -239,22 +244,36 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: Rc<Conn>, mut write: W) {
     }
 }
 
-/// The calls waiting for answers: a window of request ids from the first still waiting, each
-/// slot empty once its call is answered or gone. Request ids on one connection only grow and
-/// have few gaps, so this is a queue rather than an ordered map.
+/// The queued requests: a window of request ids from the first still in the table, each slot
+/// empty once its call has taken its answer or gone. Request ids on one connection only grow
+/// and have few gaps, so this is a queue rather than an ordered map.
+///
+/// The answers wait here for their calls, instead of going through a channel per call: the
+/// client is single-threaded, and a `oneshot` was an allocation and a handful of atomic
+/// operations per request, for a hand-off the table can make by itself.
 #[derive(Debug, Default)]
 pub(super) struct Pending {
     /// The id of `slots[0]`.
     first: u64,
-    slots: VecDeque<Option<(Instant, oneshot::Sender<Answer>)>>,
+    slots: VecDeque<Option<Slot>>,
+    /// How many slots are [`Slot::Waiting`].
+    waiting: usize,
+}
+
+/// A queued request's place in [`Pending`].
+#[derive(Debug)]
+enum Slot {
+    /// No answer yet; it times out at `deadline`. `waker` is the call's, once it has polled.
+    Waiting {
+        deadline: Instant,
+        waker: Option<Waker>,
+    },
+    /// Answered; the call takes the answer when it next polls.
+    Answered(Answer),
 }
 
 impl Pending {
-    fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    fn insert(&mut self, id: u64, deadline: Instant, tx: oneshot::Sender<Answer>) {
+    fn insert(&mut self, id: u64, deadline: Instant) {
         if self.slots.is_empty() {
             self.first = id;
         }
@@ -266,17 +285,74 @@ impl Pending {
         if self.slots.len() <= i {
             self.slots.resize_with(i + 1, || None);
         }
-        self.slots[i] = Some((deadline, tx));
+        let old = self.slots[i].replace(Slot::Waiting {
+            deadline,
+            waker: None,
+        });
+        debug_assert!(old.is_none(), "request ids are never reused");
+        self.waiting += 1;
     }
 
-    fn remove(&mut self, id: u64) -> Option<(Instant, oneshot::Sender<Answer>)> {
+    fn slot(&mut self, id: u64) -> Option<&mut Option<Slot>> {
         let i = usize::try_from(id.checked_sub(self.first)?).ok()?;
-        let taken = self.slots.get_mut(i)?.take();
-        self.trim();
-        taken
+        self.slots.get_mut(i)
     }
 
-    /// Drops empty slots at the front, so that the front, if any, is waiting.
+    /// Gives request `id` the answer `answer()` makes, and wakes its call, if it is waiting.
+    fn answer(&mut self, id: u64, answer: impl FnOnce() -> Answer) {
+        if let Some(slot) = self.slot(id)
+            && let Some(Slot::Waiting { .. }) = slot
+        {
+            let Some(Slot::Waiting { waker, .. }) = slot.replace(Slot::Answered(answer())) else {
+                unreachable!("the slot was waiting")
+            };
+            self.waiting -= 1;
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Gives every waiting request the answer `answer` makes for its id, in id order.
+    fn answer_all(&mut self, answer: impl Fn(u64) -> Answer) {
+        for id in self.first..self.first + self.slots.len() as u64 {
+            self.answer(id, || answer(id));
+        }
+    }
+
+    fn poll_answer(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
+        let Some(slot) = self.slot(id) else {
+            return Poll::Ready(None);
+        };
+        match slot {
+            Some(Slot::Waiting { waker, .. }) => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Some(Slot::Answered(_)) => {
+                let Some(Slot::Answered(answer)) = slot.take() else {
+                    unreachable!("the slot was answered")
+                };
+                self.trim();
+                Poll::Ready(Some(answer))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(slot) = self.slot(id)
+            && let Some(Slot::Waiting { .. }) = slot.take()
+        {
+            self.waiting -= 1;
+        }
+        self.trim();
+    }
+
+    /// Drops empty slots at the front, so that the front, if any, is in use.
     fn trim(&mut self) {
         while let Some(None) = self.slots.front() {
             self.slots.pop_front();
@@ -284,27 +360,30 @@ impl Pending {
         }
     }
 
+    /// The first waiting request's deadline, which is the earliest. Answered slots ahead of it
+    /// are few: their calls were woken and take them at their next poll.
     fn first_deadline(&self) -> Option<Instant> {
-        self.slots.front().and_then(|s| s.as_ref()).map(|(d, _)| *d)
-    }
-
-    /// Takes the first call if its deadline is at or before `now`.
-    fn pop_expired(&mut self, now: Instant) -> Option<oneshot::Sender<Answer>> {
-        if self.first_deadline()? > now {
+        if self.waiting == 0 {
             return None;
         }
-        let (_, tx) = self.slots.pop_front()??;
-        self.first += 1;
-        self.trim();
-        Some(tx)
+        self.slots.iter().find_map(|s| match s {
+            Some(Slot::Waiting { deadline, .. }) => Some(*deadline),
+            _ => None,
+        })
     }
 
-    /// Every waiting call with its id, in id order.
-    fn into_iter(self) -> impl Iterator<Item = (u64, (Instant, oneshot::Sender<Answer>))> {
-        let first = self.first;
-        (first..)
-            .zip(self.slots)
-            .filter_map(|(id, slot)| slot.map(|s| (id, s)))
+    /// Answers [`Answer::TimedOut`] to every waiting request whose deadline is at or before
+    /// `now`, in id order.
+    fn expire(&mut self, now: Instant) {
+        // Answering changes no slot's place: the table is trimmed only when a call takes its
+        // answer or goes.
+        for (i, id) in (self.first..).enumerate().take(self.slots.len()) {
+            match &self.slots[i] {
+                Some(Slot::Waiting { deadline, .. }) if *deadline > now => break,
+                Some(Slot::Waiting { .. }) => self.answer(id, || Answer::TimedOut),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -318,13 +397,7 @@ async fn sweep_loop(conn: Rc<Conn>) {
             continue;
         };
         tokio::time::sleep_until(deadline).await;
-        let now = Instant::now();
-        loop {
-            let expired = { conn.pending.borrow_mut().pop_expired(now) };
-            let Some(tx) = expired else { break };
-            // The call may have given up already; then nobody needs the answer.
-            let _ = tx.send(Answer::TimedOut);
-        }
+        conn.pending.borrow_mut().expire(Instant::now());
     }
 }
 
@@ -344,4 +417,99 @@ async fn read_loop<R: AsyncRead + Unpin>(conn: Rc<Conn>, mut frames: FrameReader
         }
     };
     conn.close(&reason, true);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn poll(p: &mut Pending, id: u64, count: &Arc<Count>) -> Poll<Option<Answer>> {
+        let waker = Waker::from(count.clone());
+        p.poll_answer(id, &mut Context::from_waker(&waker))
+    }
+
+    fn reply(n: u32) -> Answer {
+        Answer::Reply(Ok(Reply::Redriven { count: n }))
+    }
+
+    #[test]
+    fn answers_wait_for_their_calls_and_late_ones_are_dropped() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let count = Arc::new(Count::default());
+        let mut p = Pending::default();
+        for id in 1..=3 {
+            p.insert(id, ms(10 * id));
+            assert!(poll(&mut p, id, &count).is_pending());
+        }
+        assert_eq!(p.first_deadline(), Some(ms(10)));
+
+        // The second request is answered first: its call is woken, and the first request's
+        // deadline is still the next.
+        p.answer(2, || reply(2));
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert_eq!(p.first_deadline(), Some(ms(10)));
+
+        // The first times out; the answered second is skipped, the third not yet due.
+        p.expire(ms(25));
+        assert_eq!(count.0.load(Ordering::Relaxed), 2);
+        assert_eq!(p.first_deadline(), Some(ms(30)));
+        assert!(matches!(
+            poll(&mut p, 1, &count),
+            Poll::Ready(Some(Answer::TimedOut))
+        ));
+        // A response after the timeout finds nobody waiting.
+        p.answer(1, || reply(1));
+        assert_eq!(count.0.load(Ordering::Relaxed), 2);
+        assert!(matches!(poll(&mut p, 1, &count), Poll::Ready(None)));
+        assert!(matches!(
+            poll(&mut p, 2, &count),
+            Poll::Ready(Some(Answer::Reply(Ok(Reply::Redriven { count: 2 }))))
+        ));
+
+        // A call that goes stops waiting: nothing is left to time out or answer.
+        p.remove(3);
+        assert_eq!((p.waiting, p.slots.len()), (0, 0));
+        assert_eq!(p.first_deadline(), None);
+        p.answer(3, || reply(3));
+        assert_eq!(count.0.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn closing_answers_only_the_requests_still_waiting() {
+        let t0 = Instant::now();
+        let count = Arc::new(Count::default());
+        let mut p = Pending::default();
+        for id in 5..=7 {
+            p.insert(id, t0);
+            assert!(poll(&mut p, id, &count).is_pending());
+        }
+        p.answer(6, || reply(6));
+        p.answer_all(|id| Answer::Lost(format!("{id}")));
+        assert_eq!(count.0.load(Ordering::Relaxed), 3);
+        let got: Vec<String> = (5..=7)
+            .map(|id| match poll(&mut p, id, &count) {
+                Poll::Ready(Some(Answer::Lost(why))) => why,
+                Poll::Ready(Some(Answer::Reply(_))) => "reply".to_owned(),
+                other => panic!("{id}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, ["5", "reply", "7"]);
+        assert!(p.slots.is_empty());
+    }
 }
