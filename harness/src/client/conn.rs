@@ -89,8 +89,9 @@ pub(super) struct Conn {
     /// call takes it. Ids and deadlines grow together, so the first waiting entry is the next
     /// to expire.
     pending: RefCell<Pending>,
-    /// Wakes the writer when the outbox gains a frame.
-    wake_writer: Notify,
+    /// The writer's waker while it waits for the outbox to gain a frame. The connection is
+    /// single-threaded, so a cell does what a `Notify` did, without its lock per request.
+    writer: RefCell<Option<Waker>>,
     /// Wakes the timeout sweeper when a request is queued with nothing else pending.
     wake_sweeper: Notify,
     closed: Cell<bool>,
@@ -113,7 +114,7 @@ impl Conn {
             last_queued: Cell::new(None),
             last_taken: Cell::new(None),
             pending: RefCell::new(Pending::default()),
-            wake_writer: Notify::new(),
+            writer: RefCell::new(None),
             wake_sweeper: Notify::new(),
             closed: Cell::new(false),
             tasks: RefCell::new(Vec::new()),
@@ -162,7 +163,9 @@ impl Conn {
         }
         pending.insert(id, deadline);
         drop(pending);
-        self.wake_writer.notify_one();
+        if let Some(writer) = self.writer.take() {
+            writer.wake();
+        }
         Ok(())
     }
 
@@ -189,6 +192,8 @@ impl Conn {
             self.stats.borrow_mut().connections_lost += 1;
         }
         *self.outbox.borrow_mut() = Vec::new();
+        // The writer is aborted below; nothing is left to wake it for.
+        self.writer.take();
         let last_taken = self.last_taken.get();
         self.pending.borrow_mut().answer_all(|id| {
             if last_taken.is_some_and(|taken| id <= taken) {
@@ -224,11 +229,16 @@ impl Conn {
 async fn write_loop<W: AsyncWrite + Unpin>(conn: Rc<Conn>, mut write: W) {
     let mut batch = Vec::new();
     loop {
-        std::mem::swap(&mut *conn.outbox.borrow_mut(), &mut batch);
-        if batch.is_empty() {
-            conn.wake_writer.notified().await;
-            continue;
-        }
+        std::future::poll_fn(|cx| {
+            std::mem::swap(&mut *conn.outbox.borrow_mut(), &mut batch);
+            if batch.is_empty() {
+                *conn.writer.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
         conn.last_taken.set(conn.last_queued.get());
         let written = async {
             write.write_all(&batch).await?;
