@@ -129,6 +129,7 @@ pub async fn run<D: DriverExt + 'static>(
         in_flight.push(publish_batch(
             control.clone(),
             clock,
+            Time(now),
             driver.clone(),
             destination.clone(),
             window_state.clone(),
@@ -166,12 +167,17 @@ struct Window {
 ///
 /// Completions are recorded, in order, as soon as the answer comes; only the messages to retry
 /// get a future of their own, so a batch that went through costs no future per message.
+///
+/// The invokes are recorded at `now`, the time the producer read when it made the batch: the
+/// batch is first polled in the same poll of the producer's task (its calls in flight are
+/// polled first), so no time has passed, and reading the paused clock again cost a lock.
 // What the batch needs of its producer is passed as it is, not bundled in a struct for this
 // one call.
 #[allow(clippy::too_many_arguments)]
 async fn publish_batch<D: DriverExt>(
     control: Rc<Control>,
     clock: HostClock,
+    now: Time,
     driver: Rc<D>,
     destination: Rc<str>,
     window: Rc<Window>,
@@ -180,7 +186,7 @@ async fn publish_batch<D: DriverExt>(
     requests: Vec<PublishRequest>,
 ) {
     let p = batch[0].slot.process;
-    let now = clock.now();
+    debug_assert_eq!(now, clock.now(), "a batch is started when it is made");
     // The invokes go in the attempts themselves rather than in a vector beside them, which
     // would be one more allocation per batch.
     {
