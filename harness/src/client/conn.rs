@@ -195,13 +195,14 @@ impl Conn {
         // The writer is aborted below; nothing is left to wake it for.
         self.writer.take();
         let last_taken = self.last_taken.get();
-        self.pending.borrow_mut().answer_all(|id| {
+        let answered = self.pending.borrow_mut().answer_due(None, |id| {
             if last_taken.is_some_and(|taken| id <= taken) {
                 Answer::Lost(reason.to_owned())
             } else {
                 Answer::NotSent(format!("the connection ended before it was sent: {reason}"))
             }
         });
+        answered.into_iter().for_each(Waker::wake);
         // A task may be closing its own connection here; aborting itself takes effect when it
         // next yields, and it returns right after this call anyway.
         for task in self.tasks.take() {
@@ -212,9 +213,13 @@ impl Conn {
     fn complete(&self, id: u64, result: Result<Reply, BrokerError>) {
         // A request no longer waiting timed out or its call was dropped: the late answer is
         // not wanted.
-        self.pending
+        let waker = self
+            .pending
             .borrow_mut()
             .answer(id, || Answer::Reply(result));
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -308,26 +313,39 @@ impl Pending {
         self.slots.get_mut(i)
     }
 
-    /// Gives request `id` the answer `answer()` makes, and wakes its call, if it is waiting.
-    fn answer(&mut self, id: u64, answer: impl FnOnce() -> Answer) {
-        if let Some(slot) = self.slot(id)
-            && let Some(Slot::Waiting { .. }) = slot
-        {
-            let Some(Slot::Waiting { waker, .. }) = slot.replace(Slot::Answered(answer())) else {
-                unreachable!("the slot was waiting")
-            };
-            self.waiting -= 1;
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        }
+    /// Gives request `id` the answer `answer()` makes, if it is waiting, and returns its call's
+    /// waker for the caller to wake once it has let go of the table: a waker is free to run
+    /// code that reaches for the table again.
+    #[must_use]
+    fn answer(&mut self, id: u64, answer: impl FnOnce() -> Answer) -> Option<Waker> {
+        let slot = self.slot(id)?;
+        let Some(Slot::Waiting { .. }) = slot else {
+            return None;
+        };
+        let Some(Slot::Waiting { waker, .. }) = slot.replace(Slot::Answered(answer())) else {
+            unreachable!("the slot was waiting")
+        };
+        self.waiting -= 1;
+        waker
     }
 
-    /// Gives every waiting request the answer `answer` makes for its id, in id order.
-    fn answer_all(&mut self, answer: impl Fn(u64) -> Answer) {
-        for id in self.first..self.first + self.slots.len() as u64 {
-            self.answer(id, || answer(id));
+    /// Gives every waiting request whose deadline is at or before `until` (every one, without
+    /// `until`) the answer `answer` makes for its id, in id order, and returns their calls'
+    /// wakers. Answered slots ahead of a waiting one are skipped.
+    fn answer_due(&mut self, until: Option<Instant>, answer: impl Fn(u64) -> Answer) -> Vec<Waker> {
+        let mut wakers = Vec::new();
+        // Answering changes no slot's place: the table is trimmed only when a call takes its
+        // answer or goes.
+        for (i, id) in (self.first..).enumerate().take(self.slots.len()) {
+            match &self.slots[i] {
+                Some(Slot::Waiting { deadline, .. }) if until.is_some_and(|u| *deadline > u) => {
+                    break;
+                }
+                Some(Slot::Waiting { .. }) => wakers.extend(self.answer(id, || answer(id))),
+                _ => {}
+            }
         }
+        wakers
     }
 
     fn poll_answer(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
@@ -381,20 +399,6 @@ impl Pending {
             _ => None,
         })
     }
-
-    /// Answers [`Answer::TimedOut`] to every waiting request whose deadline is at or before
-    /// `now`, in id order.
-    fn expire(&mut self, now: Instant) {
-        // Answering changes no slot's place: the table is trimmed only when a call takes its
-        // answer or goes.
-        for (i, id) in (self.first..).enumerate().take(self.slots.len()) {
-            match &self.slots[i] {
-                Some(Slot::Waiting { deadline, .. }) if *deadline > now => break,
-                Some(Slot::Waiting { .. }) => self.answer(id, || Answer::TimedOut),
-                _ => {}
-            }
-        }
-    }
 }
 
 /// Times out requests: one timer per connection, set for the first pending request's deadline,
@@ -407,7 +411,12 @@ async fn sweep_loop(conn: Rc<Conn>) {
             continue;
         };
         tokio::time::sleep_until(deadline).await;
-        conn.pending.borrow_mut().expire(Instant::now());
+        let now = Instant::now();
+        let expired = conn
+            .pending
+            .borrow_mut()
+            .answer_due(Some(now), |_| Answer::TimedOut);
+        expired.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -471,12 +480,14 @@ mod tests {
 
         // The second request is answered first: its call is woken, and the first request's
         // deadline is still the next.
-        p.answer(2, || reply(2));
+        p.answer(2, || reply(2)).expect("waiting").wake();
         assert_eq!(count.0.load(Ordering::Relaxed), 1);
         assert_eq!(p.first_deadline(), Some(ms(10)));
 
         // The first times out; the answered second is skipped, the third not yet due.
-        p.expire(ms(25));
+        let expired = p.answer_due(Some(ms(25)), |_| Answer::TimedOut);
+        assert_eq!(expired.len(), 1);
+        expired.into_iter().for_each(Waker::wake);
         assert_eq!(count.0.load(Ordering::Relaxed), 2);
         assert_eq!(p.first_deadline(), Some(ms(30)));
         assert!(matches!(
@@ -484,8 +495,7 @@ mod tests {
             Poll::Ready(Some(Answer::TimedOut))
         ));
         // A response after the timeout finds nobody waiting.
-        p.answer(1, || reply(1));
-        assert_eq!(count.0.load(Ordering::Relaxed), 2);
+        assert!(p.answer(1, || reply(1)).is_none());
         assert!(matches!(poll(&mut p, 1, &count), Poll::Ready(None)));
         assert!(matches!(
             poll(&mut p, 2, &count),
@@ -496,8 +506,7 @@ mod tests {
         p.remove(3);
         assert_eq!((p.waiting, p.slots.len()), (0, 0));
         assert_eq!(p.first_deadline(), None);
-        p.answer(3, || reply(3));
-        assert_eq!(count.0.load(Ordering::Relaxed), 2);
+        assert!(p.answer(3, || reply(3)).is_none());
     }
 
     #[test]
@@ -509,8 +518,9 @@ mod tests {
             p.insert(id, t0);
             assert!(poll(&mut p, id, &count).is_pending());
         }
-        p.answer(6, || reply(6));
-        p.answer_all(|id| Answer::Lost(format!("{id}")));
+        p.answer(6, || reply(6)).expect("waiting").wake();
+        let answered = p.answer_due(None, |id| Answer::Lost(format!("{id}")));
+        answered.into_iter().for_each(Waker::wake);
         assert_eq!(count.0.load(Ordering::Relaxed), 3);
         let got: Vec<String> = (5..=7)
             .map(|id| match poll(&mut p, id, &count) {
