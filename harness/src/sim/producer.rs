@@ -14,6 +14,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -21,7 +22,6 @@ use futures_util::stream::FuturesUnordered;
 use mqsim_broker::{BrokerError, Confirm, PublishRequest, Time};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::Notify;
 
 use super::control::Control;
 use super::history::{Call, Completion, NO_KEY};
@@ -82,7 +82,7 @@ pub async fn run<D: DriverExt + 'static>(
             control.wait_unpaused(p).await;
         };
         let room = || window_state.count.get() < window;
-        drive(&mut in_flight, due, room, Some(&window_state.freed)).await;
+        drive(&mut in_flight, due, room, Some(&window_state.waiting)).await;
         if !control.in_fault_phase() {
             break;
         }
@@ -152,7 +152,10 @@ const MAX_BATCH: usize = mqsim_broker::limits::MAX_RECEIVE_BATCH as usize;
 #[derive(Default)]
 struct Window {
     count: Cell<usize>,
-    freed: Notify,
+    /// The producer's waker while it waits for room in the window. The producer is
+    /// single-threaded, so a cell does what a `Notify` did, without its atomic operations per
+    /// message.
+    waiting: RefCell<Option<Waker>>,
     /// The emptied attempt vectors of finished batches, for the next batches to fill: a
     /// vector allocated for every batch and freed when it finished was an allocation per
     /// message at a rate where every batch holds one. There are never more of them than
@@ -208,7 +211,10 @@ async fn publish_batch<D: DriverExt>(
         let busy = &control.proc(p).busy;
         busy.set(busy.get().saturating_sub(1));
         window.count.set(window.count.get().saturating_sub(1));
-        window.freed.notify_one();
+        let waiting = window.waiting.take();
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
     };
     // No time passes between the answer and these records: read the clock once.
     let now = clock.now();
@@ -272,13 +278,14 @@ impl Recipe {
 
 /// Awaits `due` while driving the calls `in_flight`, then waits, still driving them, until
 /// `room` says another may start; returns what `due` gave. Calls in flight are polled first,
-/// so a call pushed before this is started at once, as a task of its own would be. `freed`,
-/// when given, wakes the wait whenever something leaves the window without its call ending.
+/// so a call pushed before this is started at once, as a task of its own would be. `waiting`,
+/// when given, is where the wait for room leaves its waker, for whatever leaves the window
+/// without its call ending (a retried message) to wake it.
 pub(super) async fn drive<T, F: Future<Output = ()>>(
     in_flight: &mut FuturesUnordered<F>,
     due: impl Future<Output = T>,
     room: impl Fn() -> bool,
-    freed: Option<&Notify>,
+    waiting: Option<&RefCell<Option<Waker>>>,
 ) -> T {
     let mut due = std::pin::pin!(due);
     let mut out = None;
@@ -288,12 +295,14 @@ pub(super) async fn drive<T, F: Future<Output = ()>>(
         {
             return v;
         }
-        let freed = async {
-            match freed {
-                Some(n) => n.notified().await,
-                None => std::future::pending().await,
+        let freed = std::future::poll_fn(|cx| match waiting {
+            Some(_) if room() => Poll::Ready(()),
+            Some(w) => {
+                *w.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
             }
-        };
+            None => Poll::Pending,
+        });
         // Never all disabled: with `due` done, the window is full, so a call is in flight.
         tokio::select! {
             biased;
@@ -521,6 +530,42 @@ impl Keys {
 mod tests {
     use super::*;
     use crate::sim::spec::RateChange;
+
+    /// A message can leave a full window while its batch is still in flight (its retry ended
+    /// and the batch waits on others): that alone must wake a producer waiting for room.
+    #[test]
+    fn room_freed_while_every_batch_is_in_flight_wakes_the_wait() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let local = tokio::task::LocalSet::new();
+        let got = local.block_on(&rt, async {
+            let window = Rc::new(Window::default());
+            window.count.set(1);
+            let got = Rc::new(Cell::new(None));
+            // The producer's wait, in a task of its own, so that only a wake-up polls it again.
+            let (w, g) = (window.clone(), got.clone());
+            tokio::task::spawn_local(async move {
+                // A batch that never ends: nothing but the window can wake the wait.
+                let mut in_flight = FuturesUnordered::new();
+                in_flight.push(std::future::pending::<()>());
+                let room = || w.count.get() < 1;
+                g.set(Some(
+                    drive(&mut in_flight, async { 7 }, room, Some(&w.waiting)).await,
+                ));
+            });
+            // Let the wait start, then free a place as a retried message does.
+            tokio::task::yield_now().await;
+            window.count.set(0);
+            let waiting = window.waiting.take();
+            waiting.expect("the producer waits for room").wake();
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            got.get()
+        });
+        assert_eq!(got, Some(7));
+    }
 
     #[test]
     fn schedule_follows_rate_changes() {
