@@ -368,8 +368,12 @@ where
     let mut frames: Vec<ClientFrame> = Vec::new();
     loop {
         // Take every request already here, up to the limits, then (if one of them changes
-        // state) wait for the sync that covers them, then answer them all in one write.
-        frames.extend(pending.drain(..));
+        // state) wait for the sync that covers them, then answer them all in one write. A batch
+        // starts with the frames left over from the last one, or else with the frame that
+        // ended the wait for input; never both.
+        if !pending.is_empty() {
+            frames.extend(pending.drain(..));
+        }
         let mut bad_frame = None;
         // With a sync time, requests pile up while a batch waits; take them all in. Without
         // one a batch never waits, and runs stay as they were before sync times existed.
@@ -420,8 +424,12 @@ where
             tokio::task::yield_now().await;
             continue;
         }
+        // Nothing is left over here (it would have made the batch full), so the next frame
+        // goes straight into the next batch rather than through `pending`: a frame is large,
+        // and each move is a copy of it.
+        debug_assert!(pending.is_empty() && frames.is_empty());
         match reader.next::<ClientFrame>().await {
-            Ok(Some(frame)) => pending.push_back(frame),
+            Ok(Some(frame)) => frames.push(frame),
             Ok(None) => return Ending::Quietly,
             Err(e) => return e.into(),
         }
