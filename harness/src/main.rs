@@ -301,9 +301,12 @@ fn main() -> ExitCode {
             .into();
         }
     };
+    // Unlocked handles, which lock for each write: a lock held for the whole command would
+    // make any write to stderr from a worker thread (a debugging print in the simulation, a
+    // dependency's warning) wait for ever, and the run hang instead of finishing.
     let mut streams = Streams {
-        out: io::stdout().lock(),
-        err: io::stderr().lock(),
+        out: io::stdout(),
+        err: io::stderr(),
     };
     let result = match &cli.command {
         Command::Run {
