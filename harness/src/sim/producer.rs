@@ -14,11 +14,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::task::AtomicWaker;
 use mqsim_broker::{BrokerError, Confirm, PublishRequest, Time};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -152,10 +153,9 @@ const MAX_BATCH: usize = mqsim_broker::limits::MAX_RECEIVE_BATCH as usize;
 #[derive(Default)]
 struct Window {
     count: Cell<usize>,
-    /// The producer's waker while it waits for room in the window. The producer is
-    /// single-threaded, so a cell does what a `Notify` did, without its atomic operations per
-    /// message.
-    waiting: RefCell<Option<Waker>>,
+    /// The producer's waker while it waits for room in the window: lighter than the `Notify`
+    /// it replaced, signalled by every message that left.
+    waiting: AtomicWaker,
     /// The emptied attempt vectors of finished batches, for the next batches to fill: a
     /// vector allocated for every batch and freed when it finished was an allocation per
     /// message at a rate where every batch holds one. There are never more of them than
@@ -211,10 +211,7 @@ async fn publish_batch<D: DriverExt>(
         let busy = &control.proc(p).busy;
         busy.set(busy.get().saturating_sub(1));
         window.count.set(window.count.get().saturating_sub(1));
-        let waiting = window.waiting.take();
-        if let Some(waker) = waiting {
-            waker.wake();
-        }
+        window.waiting.wake();
     };
     // No time passes between the answer and these records: read the clock once.
     let now = clock.now();
@@ -285,7 +282,7 @@ pub(super) async fn drive<T, F: Future<Output = ()>>(
     in_flight: &mut FuturesUnordered<F>,
     due: impl Future<Output = T>,
     room: impl Fn() -> bool,
-    waiting: Option<&RefCell<Option<Waker>>>,
+    waiting: Option<&AtomicWaker>,
 ) -> T {
     let mut due = std::pin::pin!(due);
     let mut out = None;
@@ -298,7 +295,7 @@ pub(super) async fn drive<T, F: Future<Output = ()>>(
         let freed = std::future::poll_fn(|cx| match waiting {
             Some(_) if room() => Poll::Ready(()),
             Some(w) => {
-                *w.borrow_mut() = Some(cx.waker().clone());
+                w.register(cx.waker());
                 Poll::Pending
             }
             None => Poll::Pending,
