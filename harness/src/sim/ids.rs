@@ -36,11 +36,26 @@ pub fn producer_of(id: u64) -> u32 {
 /// A payload of `size` bytes (at least [`HEADER_BYTES`]) naming message `id`.
 pub fn encode_payload(id: u64, poison: bool, size: usize) -> Bytes {
     let mut b = BytesMut::with_capacity(size.max(HEADER_BYTES));
-    b.put_u8(MAGIC);
-    b.put_u64(id);
-    b.put_u8(if poison { POISON } else { 0 });
-    b.resize(size.max(HEADER_BYTES), 0);
+    put_payload(&mut b, id, poison, size);
     b.freeze()
+}
+
+/// The payload [`encode_payload`] makes, written into the empty `buf` and cut from it, which
+/// keeps its spare room for the next: the payloads cut from one buffer share its allocation,
+/// where each of its own was an allocation per message. The first cut makes the buffer shared,
+/// which allocates once, so this is for several payloads.
+pub fn cut_payload(buf: &mut BytesMut, id: u64, poison: bool, size: usize) -> Bytes {
+    debug_assert!(buf.is_empty(), "the buffer holds nothing but the payload");
+    put_payload(buf, id, poison, size);
+    buf.split().freeze()
+}
+
+fn put_payload(buf: &mut BytesMut, id: u64, poison: bool, size: usize) {
+    let end = buf.len() + size.max(HEADER_BYTES);
+    buf.put_u8(MAGIC);
+    buf.put_u64(id);
+    buf.put_u8(if poison { POISON } else { 0 });
+    buf.resize(end, 0);
 }
 
 /// The id and poison flag a payload carries, or `None` for a payload the harness did not make.
@@ -107,5 +122,25 @@ mod tests {
         assert_eq!(decode_payload(&p[..5]), None);
         assert_eq!(key_number(&key_name(12)), Some(12));
         assert_eq!(key_number("x"), None);
+    }
+
+    /// Payloads cut from one buffer are the very bytes each would have on its own, whatever
+    /// the buffer's room, and they share its allocation.
+    #[test]
+    fn payloads_cut_from_one_buffer_are_those_made_alone() {
+        for (size, room) in [(32, 3 * 32), (64, 10), (0, 0)] {
+            let mut buf = BytesMut::with_capacity(room);
+            let cut: Vec<Bytes> = (0..3)
+                .map(|i| cut_payload(&mut buf, message_id(1, i), i == 1, size))
+                .collect();
+            for (i, p) in (0..3).zip(&cut) {
+                assert_eq!(p, &encode_payload(message_id(1, i), i == 1, size));
+            }
+            assert!(buf.is_empty());
+        }
+        let mut buf = BytesMut::with_capacity(2 * 32);
+        let a = cut_payload(&mut buf, 1, false, 32);
+        let b = cut_payload(&mut buf, 2, false, 32);
+        assert_eq!(a.as_ptr().wrapping_add(32), b.as_ptr(), "one allocation");
     }
 }
