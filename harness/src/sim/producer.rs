@@ -28,7 +28,7 @@ use super::control::Control;
 use super::history::{Call, Completion, NO_KEY};
 use super::ids;
 use super::plan::ProducerSlot;
-use super::spec::{KeySkew, KeySpec, ProducerSpec, PublishRetry};
+use super::spec::{KeySkew, KeySpec, ProducerSpec, PublishRetry, Transport};
 use crate::driver::{DriverExt, Failure, Outcome};
 use crate::net::{Clock, HostClock};
 
@@ -59,6 +59,7 @@ pub async fn run<D: DriverExt + 'static>(
     let recipe = Recipe {
         payload_bytes: spec.payload_bytes as usize,
         dedup_ids: spec.dedup_ids,
+        share_payloads: control.spec.transport == Transport::Network,
     };
     let mut last_batch = 1;
 
@@ -254,6 +255,10 @@ async fn publish_batch<D: DriverExt>(
 struct Recipe {
     payload_bytes: usize,
     dedup_ids: bool,
+    /// Whether a batch's payloads may share one buffer. Over the network a payload lives only
+    /// until the client encodes its request; the local transport hands it to the broker, which
+    /// would then keep a whole batch's buffer for as long as any one of its messages lives.
+    share_payloads: bool,
 }
 
 impl Recipe {
@@ -264,12 +269,12 @@ impl Recipe {
     }
 
     /// The requests of a batch's messages, in order. A batch of several cuts its payloads from
-    /// one buffer, which saves an allocation per message at high rates; a batch of one, the
-    /// common case at low rates, has a payload of its own, since sharing a buffer costs an
-    /// allocation of its own.
+    /// one buffer when they may share it, which saves an allocation per message at high rates;
+    /// a batch of one, the common case at low rates, has a payload of its own, since sharing a
+    /// buffer costs an allocation of its own.
     fn requests(&self, batch: &[Attempts]) -> Vec<PublishRequest> {
-        if let [one] = batch {
-            return vec![self.request(one)];
+        if !self.share_payloads || batch.len() == 1 {
+            return batch.iter().map(|a| self.request(a)).collect();
         }
         let size = self.payload_bytes.max(ids::HEADER_BYTES);
         let mut payloads = bytes::BytesMut::with_capacity(size * batch.len());
@@ -584,6 +589,47 @@ mod tests {
             got.get()
         });
         assert_eq!(got, Some(7));
+    }
+
+    /// Over the network a batch's payloads share one buffer; handed straight to the broker by
+    /// the local transport, each has its own, so that a message the broker keeps does not keep
+    /// its batch's other payloads alive. Either way they are the payloads `encode_payload`
+    /// makes.
+    #[test]
+    fn only_payloads_the_client_encodes_share_a_buffer() {
+        let slot = ProducerSlot {
+            process: 2,
+            spec: 0,
+            index: 0,
+            destination: 0,
+        };
+        let batch: Vec<Attempts> = (0..3)
+            .map(|i| Attempts {
+                slot,
+                retry: PublishRetry::default(),
+                id: ids::message_id(0, i),
+                key: NO_KEY,
+                poison: i == 2,
+                intended: 0,
+                seed: 0,
+                invoke: 0,
+            })
+            .collect();
+        for share_payloads in [true, false] {
+            let recipe = Recipe {
+                payload_bytes: 32,
+                dedup_ids: false,
+                share_payloads,
+            };
+            let requests = recipe.requests(&batch);
+            for (a, r) in batch.iter().zip(&requests) {
+                assert_eq!(r.payload, ids::encode_payload(a.id, a.poison, 32));
+            }
+            // A payload alone in its allocation is the only handle on it.
+            for r in &requests {
+                assert_eq!(r.payload.is_unique(), !share_payloads);
+            }
+        }
     }
 
     #[test]
