@@ -33,9 +33,14 @@ pub fn producer_of(id: u64) -> u32 {
     (id >> 32) as u32
 }
 
-/// A payload of `size` bytes (at least [`HEADER_BYTES`]) naming message `id`.
+/// The length of a payload asked to be `size` bytes: never less than its header.
+pub fn payload_len(size: usize) -> usize {
+    size.max(HEADER_BYTES)
+}
+
+/// A payload of [`payload_len`]`(size)` bytes naming message `id`.
 pub fn encode_payload(id: u64, poison: bool, size: usize) -> Bytes {
-    let mut b = BytesMut::with_capacity(size.max(HEADER_BYTES));
+    let mut b = BytesMut::with_capacity(payload_len(size));
     put_payload(&mut b, id, poison, size);
     b.freeze()
 }
@@ -51,7 +56,7 @@ pub fn cut_payload(buf: &mut BytesMut, id: u64, poison: bool, size: usize) -> By
 }
 
 fn put_payload(buf: &mut BytesMut, id: u64, poison: bool, size: usize) {
-    let end = buf.len() + size.max(HEADER_BYTES);
+    let end = buf.len() + payload_len(size);
     buf.put_u8(MAGIC);
     buf.put_u64(id);
     buf.put_u8(if poison { POISON } else { 0 });

@@ -276,7 +276,7 @@ impl Recipe {
         if !self.share_payloads || batch.len() == 1 {
             return batch.iter().map(|a| self.request(a)).collect();
         }
-        let size = self.payload_bytes.max(ids::HEADER_BYTES);
+        let size = ids::payload_len(self.payload_bytes);
         let mut payloads = bytes::BytesMut::with_capacity(size * batch.len());
         batch
             .iter()
