@@ -371,9 +371,7 @@ where
         // state) wait for the sync that covers them, then answer them all in one write. A batch
         // starts with the frames left over from the last one, or else with the frame that
         // ended the wait for input; never both.
-        if !pending.is_empty() {
-            frames.extend(pending.drain(..));
-        }
+        frames.extend(pending.drain(..));
         let mut bad_frame = None;
         // With a sync time, requests pile up while a batch waits; take them all in. Without
         // one a batch never waits, and runs stay as they were before sync times existed.
