@@ -32,6 +32,9 @@ use mqsim_harness::sim::{
     ClusterSpec, ConsumerSpec, Plan, ProducerSpec, RunReport, Summary, Transport, builder, run,
 };
 
+#[path = "simulation/lean.rs"]
+mod lean;
+
 const QUEUE: &str = "q";
 
 /// How much work a bench run does.
@@ -440,6 +443,7 @@ fn overhead(mode: Mode) {
         let standard = rate == STANDARD_RATE;
         let (mut runs, mut every_tick, mut until_end) = (Vec::new(), Vec::new(), Vec::new());
         let (mut floor, mut floor_writes) = (Vec::new(), 0);
+        let (mut leans, mut lean_done) = (Vec::new(), (0, 0));
         let mut last = warm;
         for _ in 0..mode.overhead_reps {
             let (report, wall) = run_checked(spec.clone(), expected);
@@ -450,6 +454,15 @@ fn overhead(mode: Mode) {
                 let (wall, writes) = traffic(&spec, report.steps);
                 floor.push(wall);
                 floor_writes = writes;
+                let (wall, acked, entries) = lean::lean(&spec, report.steps);
+                // Like every measured run, the floor did the whole work: every message the
+                // producers were scheduled to send was acked.
+                assert!(
+                    (expected.0..=expected.1).contains(&acked),
+                    "the lean harness acked {acked} messages, not {expected:?}"
+                );
+                leans.push(wall);
+                lean_done = (acked, entries);
             }
             last = report;
         }
@@ -494,6 +507,14 @@ fn overhead(mode: Mode) {
                 ms(f),
                 ms(f) / ms(e),
                 (ms(r) - ms(f)) / ms(e)
+            );
+            let l = median(leans);
+            println!(
+                "    a lean harness doing its work with one task per host ({} messages acked, {} history events; see lean.rs): {:.1} ms, {:.2} of the bare simulation",
+                lean_done.0,
+                lean_done.1,
+                ms(l),
+                ms(l) / ms(e)
             );
         }
     }
@@ -690,6 +711,12 @@ fn once(what: &str) {
                 );
             }
         }
+        "lean" => {
+            for _ in 0..reps {
+                let (wall, acked, entries) = lean::lean(&spec, 3_040);
+                println!("lean: 3040 steps, {acked} messages acked, {entries} events in {wall:?}");
+            }
+        }
         "traffic" => {
             for _ in 0..reps {
                 let (wall, writes) = traffic(&spec, 3_040);
@@ -709,7 +736,9 @@ fn once(what: &str) {
                 r.history.entries().len()
             );
         }
-        other => panic!("MQSIM_SIM_ONCE is standard, bare, traffic or headline, not {other:?}"),
+        other => {
+            panic!("MQSIM_SIM_ONCE is standard, bare, traffic, lean or headline, not {other:?}")
+        }
     }
 }
 
