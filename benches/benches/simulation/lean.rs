@@ -30,7 +30,8 @@ use mqsim_broker::{
     AckMode, Broker, Command, ConsumerId, MemDisk, PublishRequest, Reply, SharedDisk,
 };
 use mqsim_harness::net::{Clock, HostClock};
-use mqsim_harness::sim::history::{Call, Op};
+use mqsim_harness::sim::history::{Call, NO_KEY, Op};
+use mqsim_harness::sim::ids::NO_MSG;
 use mqsim_harness::sim::jsonl::Stream;
 use mqsim_harness::sim::{ClusterSpec, History, Plan, builder, ids};
 use mqsim_harness::wire::{ClientFrame, FrameReader, ServerFrame, encode};
@@ -38,8 +39,6 @@ use tokio::io::AsyncWriteExt;
 use turmoil::net::{TcpListener, TcpStream};
 
 const PORT: u16 = 7001;
-/// What the real run records as "no message" in a completion.
-const NO_MSG: u64 = u64::MAX;
 
 /// What the floor's hosts share: the history and the plan that names its processes.
 struct Shared {
@@ -206,7 +205,7 @@ async fn producer(
                 let invoke = shared.history.borrow_mut().invoke(
                     now,
                     p,
-                    Call::publish(id, u32::MAX, now.as_nanos()),
+                    Call::publish(id, NO_KEY, now.as_nanos()),
                 );
                 waiting.push_back(invoke);
                 w.write_all(&out).await?;
