@@ -33,6 +33,7 @@ use mqsim_harness::net::{Clock, HostClock};
 use mqsim_harness::sim::history::{Call, NO_KEY, Op};
 use mqsim_harness::sim::ids::NO_MSG;
 use mqsim_harness::sim::jsonl::Stream;
+use mqsim_harness::sim::spec::Processing;
 use mqsim_harness::sim::{ClusterSpec, History, Plan, builder, ids};
 use mqsim_harness::wire::{ClientFrame, FrameReader, ServerFrame, encode};
 use tokio::io::AsyncWriteExt;
@@ -71,7 +72,8 @@ pub fn lean(spec: &ClusterSpec, steps: u64) -> (Duration, u64, usize) {
     for slot in plan.producers.clone() {
         let (sh, addr) = (shared.clone(), addr.clone());
         let destination = plan.destinations[usize::from(slot.destination)].clone();
-        let rate = spec.producers[slot.spec].messages_per_s;
+        let p = &spec.producers[slot.spec];
+        let (rate, payload_bytes) = (p.messages_per_s, p.payload_bytes as usize);
         let end_ns = spec.duration_ms * 1_000_000;
         sim.host(plan.name(slot.process), move || {
             let interval = Duration::from_secs_f64(1.0 / rate);
@@ -80,7 +82,7 @@ pub fn lean(spec: &ClusterSpec, steps: u64) -> (Duration, u64, usize) {
                 addr.clone(),
                 destination.clone(),
                 (slot.process, slot.index),
-                interval,
+                (interval, payload_bytes),
                 end_ns,
             )
         });
@@ -149,14 +151,14 @@ async fn broker_host(
     }
 }
 
-/// A producer: one publish every `interval` until `end_ns`, open loop; its answers are read
-/// by the same task while it waits for the next send.
+/// A producer: one publish of `payload_bytes` every `interval` until `end_ns`, open loop; its
+/// answers are read by the same task while it waits for the next send.
 async fn producer(
     shared: Rc<Shared>,
     addr: String,
     destination: String,
     (p, index): (u16, u32),
-    interval: Duration,
+    (interval, payload_bytes): (Duration, usize),
     end_ns: u64,
 ) -> turmoil::Result {
     let clock = HostClock::start();
@@ -196,7 +198,7 @@ async fn producer(
                 let id = ids::message_id(index, seq);
                 let command = Command::PublishBatch {
                     destination: destination.clone(),
-                    requests: vec![PublishRequest::new(ids::encode_payload(id, false, 32))],
+                    requests: vec![PublishRequest::new(ids::encode_payload(id, false, payload_bytes))],
                 };
                 out.clear();
                 encode(&ClientFrame::Request { id: u64::from(seq), command }, &mut out)
@@ -230,7 +232,20 @@ async fn consumer(
     let mut frames = FrameReader::new(r);
     let mut out = Vec::new();
     let mut id = 0u64;
-    let work = Duration::from_millis(1);
+    // The standard run's processing and acks; the floor models no others, and says so rather
+    // than measuring a different run.
+    let Processing::Constant { ms } = spec.processing else {
+        panic!(
+            "the lean harness models constant processing only, not {:?}",
+            spec.processing
+        );
+    };
+    let work = Duration::from_millis(ms);
+    assert_eq!(
+        spec.ack_mode,
+        AckMode::Explicit,
+        "the lean harness acks explicitly only"
+    );
     loop {
         id += 1;
         let invoke = shared
@@ -243,7 +258,7 @@ async fn consumer(
             consumer: ConsumerId(u64::from(index) << 32),
             max_messages: spec.max_messages,
             visibility_timeout_ms: None,
-            ack_mode: AckMode::Explicit,
+            ack_mode: spec.ack_mode,
         };
         let reply = call(&mut frames, &mut w, &mut out, id, command).await?;
         let Reply::Delivered { deliveries } = reply else {
