@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use mqsim_broker::Time;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -143,6 +144,14 @@ impl HostClock {
             base: tokio::time::Instant::now(),
             base_ns: SimClock.now().as_nanos(),
         }
+    }
+}
+
+impl HostClock {
+    /// The host runtime's tokio instant at simulated time `t`, for timers set to a simulated
+    /// time. A time before this clock started is its start.
+    pub fn instant_of(&self, t: u64) -> tokio::time::Instant {
+        self.base + Duration::from_nanos(t.saturating_sub(self.base_ns))
     }
 }
 

@@ -75,11 +75,18 @@ pub async fn run<D: DriverExt + 'static>(
     }
     state.cursor.set((seq, intended));
 
+    // One timer for every wake-up, moved to each message's intended time, rather than one made
+    // and dropped per wake-up.
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(clock.instant_of(intended)));
+    // The time read when the last batch was made. No time has passed since when `due` is first
+    // polled: that is in the same poll, once the new batch has been polled (see `drive`).
+    let mut now = started;
     while seq < limit && intended < end_ns && control.in_fault_phase() {
         let due = async {
-            let now = clock.now().as_nanos();
+            debug_assert_eq!(now, clock.now().as_nanos(), "the producer's time moved");
             if intended > now {
-                tokio::time::sleep(Duration::from_nanos(intended - now)).await;
+                timer.as_mut().reset(clock.instant_of(intended));
+                timer.as_mut().await;
             }
             control.wait_unpaused(p).await;
         };
@@ -90,7 +97,7 @@ pub async fn run<D: DriverExt + 'static>(
         }
         // Every message due by now goes out in this wake-up's batch, in order, as far as the
         // window and a batch's bound allow.
-        let now = clock.now().as_nanos();
+        now = clock.now().as_nanos();
         // Sized for as many messages as the last batch had: a batch grown a push at a time
         // reallocated and copied itself about seven times at 100 messages per tick. The
         // attempts go in a vector a finished batch gave back when there is one.
