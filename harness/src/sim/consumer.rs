@@ -12,6 +12,7 @@
 //! at-least-once delivery. In the fault phase a consumer may crash itself before the effect or
 //! between effect and ack, as the spec asks; the step loop applies the crash and restarts it.
 
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use futures_util::stream::FuturesUnordered;
 use mqsim_broker::{AckMode, ConsumerId, Delivery, Receipt, Time};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use tokio::time::{Instant, Sleep};
 
 use super::control::Control;
 use super::history::{Call, Completion, Op};
@@ -45,6 +47,7 @@ pub async fn run<D: DriverExt + 'static>(
         id: ConsumerId((u64::from(slot.index) << 32) | u64::from(incarnation)),
         now: None,
         clock: HostClock::start(),
+        timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
         control,
         slot,
         driver,
@@ -55,7 +58,8 @@ pub async fn run<D: DriverExt + 'static>(
     loop {
         let batch = c.receive().await;
         if batch.is_empty() {
-            tokio::time::sleep(Duration::from_millis(c.spec.poll_interval_ms)).await;
+            c.sleep(Duration::from_millis(c.spec.poll_interval_ms))
+                .await;
             continue;
         }
         // Nacks go out as each message is done; acks are gathered and go out together as one
@@ -114,6 +118,9 @@ struct Consumer<D> {
     /// The simulated time, while it is known not to have moved: from a receive's answer until
     /// the first message whose handling may wait (the clock only moves when a task waits).
     now: Option<Time>,
+    /// One timer for every wait of this incarnation (the work on each message, the pause
+    /// between empty receives), moved to each wait's end rather than made and dropped per wait.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl<D: DriverExt + 'static> Consumer<D> {
@@ -188,11 +195,17 @@ impl<D: DriverExt + 'static> Consumer<D> {
     }
 
     /// Spends `work` of simulated time, then waits out any pause.
-    async fn wait_for(&self, work: Duration) {
+    async fn wait_for(&mut self, work: Duration) {
         if !work.is_zero() {
-            tokio::time::sleep(work).await;
+            self.sleep(work).await;
         }
         self.control.wait_unpaused(self.slot.process).await;
+    }
+
+    /// Waits `d` from now, as `tokio::time::sleep(d)` would, on this incarnation's timer.
+    async fn sleep(&mut self, d: Duration) {
+        self.timer.as_mut().reset(Instant::now() + d);
+        self.timer.as_mut().await;
     }
 
     /// The rest of a message's handling once its work is done: failure or effect, then the
