@@ -145,11 +145,9 @@ impl HostClock {
             base_ns: SimClock.now().as_nanos(),
         }
     }
-}
 
-impl HostClock {
-    /// The host runtime's tokio instant at simulated time `t`, for timers set to a simulated
-    /// time. A time before this clock started is its start.
+    /// The host runtime's tokio instant at simulated time `t` (in nanoseconds), for timers set
+    /// to a simulated time. A time before this clock started is its start.
     pub fn instant_of(&self, t: u64) -> tokio::time::Instant {
         self.base + Duration::from_nanos(t.saturating_sub(self.base_ns))
     }

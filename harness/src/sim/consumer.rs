@@ -47,7 +47,7 @@ pub async fn run<D: DriverExt + 'static>(
         id: ConsumerId((u64::from(slot.index) << 32) | u64::from(incarnation)),
         now: None,
         clock: HostClock::start(),
-        timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+        timer: Box::pin(tokio::time::sleep_until(Instant::now())),
         control,
         slot,
         driver,

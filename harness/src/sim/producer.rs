@@ -78,8 +78,8 @@ pub async fn run<D: DriverExt + 'static>(
     // One timer for every wake-up, moved to each message's intended time, rather than one made
     // and dropped per wake-up.
     let mut timer = std::pin::pin!(tokio::time::sleep_until(clock.instant_of(intended)));
-    // The time read when the last batch was made. No time has passed since when `due` is first
-    // polled: that is in the same poll, once the new batch has been polled (see `drive`).
+    // The time read when the last batch was made, which is still the time when the next `due`
+    // is first polled: that happens in the same poll, once the new batch has been (see `drive`).
     let mut now = started;
     while seq < limit && intended < end_ns && control.in_fault_phase() {
         let due = async {
