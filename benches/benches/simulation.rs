@@ -674,13 +674,14 @@ fn memory(mode: Mode) {
     );
 }
 
-/// `MQSIM_SIM_ONCE=standard|bare|traffic|headline`: one run of that kind and nothing else, for
-/// counting instructions under callgrind (`valgrind --tool=callgrind --separate-threads=yes`),
-/// where the bench's repetitions would take too long. `standard` is the overhead bench's
-/// standard run, `bare` the bare simulation (hosts sleeping every tick) with its number of
-/// steps, `traffic` the standard run's traffic alone ([`traffic`]), and
-/// `headline` the `explicit-acks` load over `MQSIM_SIM_ONCE_MS` of fault phase (200 by default).
-/// `MQSIM_SIM_ONCE_REPS` repeats the first three, for a sampling profiler.
+/// `MQSIM_SIM_ONCE=standard|bare|traffic|lean|headline`: one run of that kind and nothing else,
+/// for counting instructions under callgrind (`valgrind --tool=callgrind --separate-threads=yes`,
+/// as `benches/instructions.sh` does), where the bench's repetitions would take too long.
+/// `standard` is the overhead bench's standard run, `bare` the bare simulation (hosts sleeping
+/// every tick) with its number of steps, `traffic` the standard run's traffic alone
+/// ([`traffic`]), `lean` the lean harness ([`lean::lean`]), and `headline` the `explicit-acks`
+/// load over `MQSIM_SIM_ONCE_MS` of fault phase (200 by default). `MQSIM_SIM_ONCE_REPS` repeats
+/// all but the last, for a sampling profiler.
 fn once(what: &str) {
     let spec = overhead_spec(STANDARD_RATE);
     // `MQSIM_SIM_ONCE_REPS` runs it that many times, for a sampling profiler.
