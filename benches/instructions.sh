@@ -36,9 +36,14 @@ trap 'rm -rf "$out"' EXIT
 
 # The simulation runs on the process's first thread, which callgrind's --separate-threads
 # writes to the file ending in -01; its "summary:" line is that thread's instruction count.
+# A run that fails stops the script with its output, rather than with a missing file's error.
 count() {
-    MQSIM_SIM_ONCE="$1" valgrind --tool=callgrind --separate-threads=yes \
-        --callgrind-out-file="$out/$1" "$bin" >/dev/null 2>&1
+    if ! MQSIM_SIM_ONCE="$1" valgrind --tool=callgrind --separate-threads=yes \
+        --callgrind-out-file="$out/$1" "$bin" >"$out/$1.log" 2>&1; then
+        echo "instructions.sh: the $1 run failed under callgrind:" >&2
+        cat "$out/$1.log" >&2
+        exit 1
+    fi
     sed -n 's/^summary: //p' "$out/$1-01"
 }
 
