@@ -56,9 +56,9 @@ pub(crate) struct Part {
 pub(crate) struct Fifo {
     pub heads: BTreeMap<String, (u32, u64)>,
     pub blocked: BTreeMap<String, VecDeque<(u32, u64)>>,
-    /// Only with [`Defect::FifoTwoInFlight`]: per group, a former head that was leased when the
-    /// group was released to its next message. While it is unfinished, the group is not
-    /// released again. Empty otherwise.
+    /// Only with `Defect::FifoTwoInFlight` (the `defects` feature): per group, a former head
+    /// that was leased when the group was released to its next message. While it is
+    /// unfinished, the group is not released again. Empty otherwise.
     pub released: BTreeMap<String, (u32, u64)>,
 }
 

@@ -1,7 +1,7 @@
 //! The simulated cluster: the broker and its clients as hosts of one turmoil simulation, a
 //! fault schedule, and the recorded history.
 //!
-//! A [`ClusterSpec`] (plain data, see [`spec`]) describes the cluster; [`run`] builds the
+//! A [`ClusterSpec`] (plain data, see [`spec`]) describes the cluster; [`run()`] builds the
 //! simulation, steps it through the fault, heal and drain phases, and returns a [`RunReport`]:
 //! the history (and its SHA-256, which identifies the run), the [`Summary`] counts, and whether
 //! the drain finished (liveness) apart from whether messages were lost (correctness).
@@ -11,7 +11,7 @@
 //! * [`producer`], [`consumer`]: the workload actors, written against [`crate::driver`] only.
 //! * [`hosts`]: the broker host (the server over turmoil TCP) and the actors' clients;
 //!   [`local`]: an in-process transport (no network), for fast runs and unit tests.
-//! * [`nemesis`]: the fault schedule and how loss is modelled; [`run`]: the phases.
+//! * [`nemesis`]: the fault schedule and how loss is modelled; `run.rs`: the phases.
 //! * [`history`]: the record and its JSON Lines form; [`summary`]: the totals.
 //! * [`control`]: what the step loop and the hosts share; [`ids`]: message identity in
 //!   payloads and seeded randomness.
