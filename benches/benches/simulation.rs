@@ -689,6 +689,9 @@ fn once(what: &str) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    // The standard run's number of steps, for the runs that match it without running it under
+    // the profiler.
+    let steps = 3_040;
     match what {
         "standard" => {
             for _ in 0..reps {
@@ -703,8 +706,6 @@ fn once(what: &str) {
             }
         }
         "bare" => {
-            // The standard run's number of steps, without running it under the profiler.
-            let steps = 3_040;
             for _ in 0..reps {
                 println!(
                     "bare: {steps} steps in {:?}",
@@ -714,14 +715,16 @@ fn once(what: &str) {
         }
         "lean" => {
             for _ in 0..reps {
-                let (wall, acked, entries) = lean::lean(&spec, 3_040);
-                println!("lean: 3040 steps, {acked} messages acked, {entries} events in {wall:?}");
+                let (wall, acked, entries) = lean::lean(&spec, steps);
+                println!(
+                    "lean: {steps} steps, {acked} messages acked, {entries} events in {wall:?}"
+                );
             }
         }
         "traffic" => {
             for _ in 0..reps {
-                let (wall, writes) = traffic(&spec, 3_040);
-                println!("traffic: 3040 steps, {writes} writes in {wall:?}");
+                let (wall, writes) = traffic(&spec, steps);
+                println!("traffic: {steps} steps, {writes} writes in {wall:?}");
             }
         }
         "headline" => {
