@@ -2,10 +2,11 @@
 //! per host and no per-call futures could go, measured rather than guessed.
 //!
 //! The overhead target asks the standard run for at most 1.5 times the bare simulation, and
-//! the harness is above it (benches/simulation.md). Reaching it was estimated to need a
-//! different design: fewer layers per request, no future per call, no separate reader and
-//! writer tasks. This is that design's floor, written for the standard run alone. It does the
-//! standard run's essential work with the harness's own parts:
+//! on most guests measured so far the harness is above it (benches/simulation.md, Targets).
+//! Reaching it there was estimated to need a different design: fewer layers per request, no
+//! future per call, no separate reader and writer tasks. This is that design's floor, written
+//! for the standard run alone. It does the standard run's essential work with the harness's
+//! own parts:
 //!
 //! * the same hosts, tick, latencies and steps, over turmoil TCP;
 //! * the real wire codec ([`encode`], [`FrameReader`]) and the real reference broker with
